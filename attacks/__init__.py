@@ -1,0 +1,1 @@
+"""Membership-inference attacks and leakage metrics: arrays and models in, results out."""

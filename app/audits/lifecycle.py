@@ -1,0 +1,125 @@
+"""State changes of a running audit, each one an atomic, guarded UPDATE.
+
+Guards make redelivery safe: only one worker can claim an audit, and only the claiming worker
+can write its progress or its report.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.audits.models import Audit, Report
+from app.core.timeutil import utcnow
+
+MAX_ATTEMPTS = 3
+
+
+class AuditCancelled(Exception):
+    """Raised inside the worker when the user asked to cancel; ends the audit as cancelled."""
+
+
+class LostClaim(Exception):
+    """Another worker took the audit over (ours was presumed dead); stop without writing."""
+
+
+def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int) -> bool:
+    """Take the audit if it is queued, or running with a heartbeat too old to be alive."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after_s)
+    result = db_session.execute(
+        update(Audit)
+        .where(
+            Audit.id == audit_id,
+            Audit.cancel_requested.is_(False),
+            Audit.attempts < MAX_ATTEMPTS,
+            or_(
+                Audit.state == "queued",
+                and_(Audit.state == "running", Audit.heartbeat_at < stale),
+            ),
+        )
+        .values(
+            state="running",
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            progress=0.0,
+            stage="starting",
+            attempts=Audit.attempts + 1,
+        )
+    )
+    db_session.commit()
+    return result.rowcount == 1
+
+
+def report_progress(
+    db_session: Session, audit_id: str, *, worker: str, progress: float, stage: str
+) -> None:
+    """Record progress and heartbeat; raise if the user cancelled or the claim was lost."""
+    result = db_session.execute(
+        update(Audit)
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .values(progress=max(0.0, min(1.0, progress)), stage=stage, heartbeat_at=utcnow())
+    )
+    db_session.commit()
+    if result.rowcount != 1:
+        raise LostClaim(audit_id)
+    cancel = db_session.scalar(select(Audit.cancel_requested).where(Audit.id == audit_id))
+    if cancel:
+        raise AuditCancelled(audit_id)
+
+
+def succeed(
+    db_session: Session,
+    audit_id: str,
+    *,
+    worker: str,
+    report_body: dict,
+    schema_version: int,
+    verdict: str,
+    auc: float | None,
+    epsilon_lower_bound: float | None,
+) -> bool:
+    """Write the report and the final state in one transaction; a second report is refused."""
+    result = db_session.execute(
+        update(Audit)
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .values(
+            state="succeeded",
+            progress=1.0,
+            stage="done",
+            verdict=verdict,
+            auc=auc,
+            epsilon_lower_bound=epsilon_lower_bound,
+            finished_at=utcnow(),
+        )
+    )
+    if result.rowcount != 1:
+        db_session.rollback()
+        return False
+    db_session.add(Report(audit_id=audit_id, schema_version=schema_version, body=report_body))
+    try:
+        db_session.commit()
+    except IntegrityError:
+        db_session.rollback()
+        return False
+    return True
+
+
+def end(db_session: Session, audit_id: str, *, worker: str | None, state: str, message: str) -> None:
+    """Finish as failed or cancelled (guarded by the claim when a worker is named)."""
+    query = update(Audit).where(Audit.id == audit_id, Audit.state.in_(("queued", "running")))
+    if worker is not None:
+        query = query.where(Audit.worker == worker)
+    db_session.execute(
+        query.values(
+            state=state,
+            error=message if state == "failed" else None,
+            stage=message if state == "cancelled" else "failed",
+            finished_at=utcnow(),
+        )
+    )
+    db_session.commit()

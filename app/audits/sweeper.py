@@ -1,0 +1,80 @@
+"""Re-sends audits that the broker lost: queued and never claimed, or running with a dead worker.
+
+Submission commits the row before sending the task, so a broker outage at submit time leaves a
+queued row and no message; this sweep, run periodically by the API process, repairs that.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from app.audits.lifecycle import MAX_ATTEMPTS, end
+from app.audits.models import Audit
+from app.audits.queue import enqueue
+from app.core.config import Settings
+from app.core.db import session_factory
+from app.core.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(db_session: Session, settings: Settings) -> list[str]:
+    now = utcnow()
+    unsent = now - timedelta(seconds=settings.sweep_after_s)
+    stale = now - timedelta(seconds=settings.stale_after_s)
+    candidates = db_session.scalars(
+        select(Audit).where(
+            Audit.cancel_requested.is_(False),
+            or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
+            or_(
+                Audit.state == "queued",
+                and_(Audit.state == "running", Audit.heartbeat_at < stale),
+            ),
+        )
+    ).all()
+    sent: list[str] = []
+    for audit in candidates:
+        if audit.attempts >= MAX_ATTEMPTS:
+            end(db_session, audit.id, worker=None, state="failed",
+                message=f"gave up after {audit.attempts} attempts: the worker was lost each time")
+            continue
+        try:
+            enqueue(audit.id)
+        except Exception:
+            log.warning("broker unavailable; will retry audit %s later", audit.id)
+            break
+        audit.enqueued_at = now
+        db_session.commit()
+        sent.append(audit.id)
+    return sent
+
+
+class Sweeper:
+    """A daemon thread that sweeps every `sweep_interval_s` until stopped."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leakgate-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_s):
+            try:
+                with session_factory()() as db_session:
+                    sent = sweep_once(db_session, self.settings)
+                if sent:
+                    log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
+            except Exception:
+                log.exception("sweep failed")

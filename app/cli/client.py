@@ -1,0 +1,124 @@
+"""A small HTTP client for the leakgate API, used by the CLI and by pipelines in Python."""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FINAL_STATES = {"succeeded", "failed", "cancelled"}
+CHUNK = 1 << 20
+
+
+class ApiError(Exception):
+    """The server answered with an error; `status` tells usage errors (4xx) from failures."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def pack_model_folder(folder: Path, dest: Path) -> Path:
+    """Archive a save_pretrained folder (its files at the archive's top level)."""
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: pass a save_pretrained folder")
+    with tarfile.open(dest, "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=str(path.relative_to(folder)))
+    return dest
+
+
+class LeakgateClient:
+    def __init__(self, server: str, api_key: str, *, timeout: float = 60.0) -> None:
+        self.http = httpx.Client(
+            base_url=server.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> LeakgateClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _json(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ApiError(response.status_code, str(detail))
+        return response.json()
+
+    def upload(
+        self, path: Path, kind: str, *, filename: str | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Stream a file as the request body."""
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    if on_bytes:
+                        on_bytes(len(chunk))
+                    yield chunk
+
+        response = self.http.post(
+            "/v1/artifacts",
+            params={"kind": kind, "filename": filename or path.name},
+            content=chunks(),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(path.stat().st_size),
+            },
+            timeout=None,
+        )
+        return self._json(response)
+
+    def upload_model(self, folder: Path, **kwargs: Any) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = pack_model_folder(folder, Path(tmp) / f"{folder.name or 'model'}.tar.gz")
+            return self.upload(archive, "model", **kwargs)
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.http.post("/v1/audits", json=spec))
+
+    def audit(self, audit_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/v1/audits/{audit_id}"))
+
+    def report(self, audit_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/v1/audits/{audit_id}/report"))
+
+    def cancel(self, audit_id: str) -> dict[str, Any]:
+        return self._json(self.http.post(f"/v1/audits/{audit_id}/cancel"))
+
+    def wait(
+        self,
+        audit_id: str,
+        *,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the audit ends; returns its final state."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            audit = self.audit(audit_id)
+            if on_update:
+                on_update(audit)
+            if audit["state"] in FINAL_STATES:
+                return audit
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"audit {audit_id} still {audit['state']} after {timeout_s} s")
+            time.sleep(poll_s)

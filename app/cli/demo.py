@@ -1,0 +1,94 @@
+"""`leakgate demo`: the bundled example audited end to end through the embedded service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from rich.console import Console
+
+from app.cli.client import LeakgateClient
+from app.cli.embedded import stop_process
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.core.migrate import upgrade
+from app.tenants.service import create_key
+
+DEMO_TENANT = "demo"
+
+
+def wait_until_ready(server: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with code {proc.returncode}")
+        try:
+            if httpx.get(f"{server}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the service at {server} was not ready after {timeout_s} s")
+
+
+def demo_key() -> str:
+    """The demo tenant's key, kept in the data folder so reruns reuse it."""
+    settings = get_settings()
+    path = settings.home / "demo-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    with session_scope() as db_session:
+        key = create_key(db_session=db_session, tenant_name=DEMO_TENANT)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
+    from app.cli.main import run_audit
+    from app.example.intent import ExampleFiles, build_example
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    example_dir = settings.home / "example"
+    files = ExampleFiles(
+        model_dir=example_dir / "model",
+        members=example_dir / "members.jsonl",
+        non_members=example_dir / "non_members.jsonl",
+    )
+    if not (files.model_dir / "config.json").exists():
+        with console.status("training the example intent classifier (it memorises its data)"):
+            started = time.perf_counter()
+            files = build_example(example_dir)
+        console.print(f"example built in {time.perf_counter() - started:.0f} s: {files.model_dir}")
+    upgrade()
+    key = demo_key()
+    server = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=os.environ.copy()
+    )
+    try:
+        with console.status(f"starting the embedded service at {server}"):
+            wait_until_ready(server, proc)
+        # The example was trained without DP; a claim of epsilon 1 shows the gate catching it.
+        spec = {"model": {"name": "example-intent-classifier", "version": "demo"},
+                "dp_claim": {"epsilon": 1.0, "delta": 1e-5}}
+        with LeakgateClient(server, key) as client:
+            code = run_audit(client, files.model_dir, files.members, files.non_members, spec,
+                             wait=True)
+        # The demo is not a release gate: a finished audit is a success whatever its verdict.
+        code = 0 if code in (0, 1) else code
+        console.print(f"\ndashboard: {server}/dashboard  (API key: {key})")
+        console.print(f"API docs:  {server}/docs")
+        if keep_serving:
+            console.print("serving; press Ctrl-C to stop")
+            try:
+                proc.wait()
+            except KeyboardInterrupt:
+                pass
+        return code
+    finally:
+        stop_process(proc)

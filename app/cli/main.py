@@ -1,0 +1,222 @@
+"""The `leakgate` command: run the service (serve, api, worker), operate it (db, keys) and audit.
+
+Exit codes of `leakgate audit`: 0 consistent or no claim, 1 violation, 2 audit failed or
+server unreachable, 3 usage error (bad arguments or input the server refused).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.cli.client import ApiError, LeakgateClient
+from app.cli.summary import EXIT_FAILED, EXIT_USAGE, exit_code, print_summary
+
+cli = typer.Typer(help="leakgate: audit a trained model for training-data leakage.",
+                  no_args_is_help=True, add_completion=False)
+db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(keys_cli, name="keys")
+console = Console(stderr=True)
+app = cli  # the click group is typer.main.get_command(app)
+
+ServerOpt = Annotated[str, typer.Option(envvar="LEAKGATE_SERVER", help="API base URL.")]
+KeyOpt = Annotated[str, typer.Option(envvar="LEAKGATE_API_KEY", help="API key.")]
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the code's version."""
+    from app.core.migrate import current_revision, upgrade
+
+    upgrade()
+    console.print(f"database at revision {current_revision()}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the code's."""
+    from app.core.migrate import current_revision, head_revision
+
+    console.print(f"database: {current_revision()}  code: {head_revision()}")
+
+
+@keys_cli.command("create")
+def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")]) -> None:
+    """Print a new API key for the tenant (stored hashed; shown once)."""
+    from app.core.db import session_scope
+    from app.core.migrate import check_schema
+    from app.tenants.service import create_key
+
+    check_schema()
+    with session_scope() as db_session:
+        key = create_key(db_session=db_session, tenant_name=tenant)
+    print(key)
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes to start.")] = 1,
+) -> None:
+    """Run everything on this machine: migrations, API, dashboard and a worker."""
+    from app.cli.embedded import serve as run_embedded
+
+    run_embedded(host=host, port=port, workers=workers)
+
+
+@cli.command()
+def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API server only (production; workers run separately)."""
+    import uvicorn
+
+    from app.core.migrate import SchemaOutOfDate, check_schema
+
+    try:
+        check_schema()
+    except SchemaOutOfDate as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, proxy_headers=True)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Audits run at once by this process.")] = 1,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker that executes audits (uses a GPU when one is present)."""
+    from app.core.migrate import SchemaOutOfDate, check_schema
+    from workers.celery_app import celery_app
+
+    try:
+        check_schema()
+    except SchemaOutOfDate as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
+    celery_app.worker_main(
+        ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+         "-Q", celery_app.conf.task_default_queue, "--without-gossip", "--without-mingle"]
+    )
+
+
+@cli.command()
+def audit(
+    model: Annotated[Path, typer.Option(help="save_pretrained folder (safetensors).",
+                                        exists=True, file_okay=False)],
+    members: Annotated[Path, typer.Option(help="JSONL/CSV the model trained on.",
+                                          exists=True, dir_okay=False)],
+    non_members: Annotated[Path, typer.Option(help="JSONL/CSV held out from training.",
+                                              exists=True, dir_okay=False)],
+    server: ServerOpt = "http://127.0.0.1:8000",
+    api_key: KeyOpt = "",
+    name: Annotated[str | None, typer.Option(help="Model name (default: folder name).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version label.")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Claimed DP epsilon.")] = None,
+    delta: Annotated[float, typer.Option(help="Claimed DP delta.")] = 1e-5,
+    attack: Annotated[list[str] | None, typer.Option(help="Attack to run (repeatable).")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the verdict.")] = False,
+    report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
+) -> None:
+    """Upload a model and its data, run an audit and (with --wait) exit by its verdict."""
+    if not api_key:
+        raise click.UsageError("no API key: pass --api-key or set LEAKGATE_API_KEY")
+    spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
+    if epsilon is not None:
+        spec["dp_claim"] = {"epsilon": epsilon, "delta": delta}
+    if attack:
+        spec["attacks"] = attack
+    try:
+        with LeakgateClient(server, api_key) as client:
+            code = run_audit(client, model, members, non_members, spec, wait=wait,
+                             report_out=report_out)
+    except ApiError as exc:
+        console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
+        raise typer.Exit(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED) from exc
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach {server}: {exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
+    raise typer.Exit(code)
+
+
+def run_audit(
+    client: LeakgateClient,
+    model: Path,
+    members: Path,
+    non_members: Path,
+    spec: dict[str, Any],
+    *,
+    wait: bool,
+    report_out: Path | None = None,
+) -> int:
+    """Upload, submit and (optionally) follow one audit with progress bars; returns the exit code."""
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bars:
+        ids = {}
+        for field, path, kind in (("target", model, "model"), ("members", members, "dataset"),
+                                  ("non_members", non_members, "dataset")):
+            size = path.stat().st_size if path.is_file() else None
+            bar = bars.add_task(f"uploading {path.name}", total=size)
+            advance = lambda n, bar=bar: bars.advance(bar, n)  # noqa: E731
+            if kind == "model":
+                ids[field] = client.upload_model(path, on_bytes=advance)["id"]
+            else:
+                ids[field] = client.upload(path, kind, on_bytes=advance)["id"]
+            bars.update(bar, completed=bars.tasks[bar].completed, total=bars.tasks[bar].completed)
+    submitted = client.submit({**spec, **ids})
+    console.print(f"audit {submitted['id']} queued")
+    if not wait:
+        print(submitted["id"])
+        return 0
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                  console=console, transient=True) as bars:
+        bar = bars.add_task("queued", total=1.0)
+        final = client.wait(
+            submitted["id"],
+            on_update=lambda a: bars.update(bar, completed=a["progress"],
+                                            description=a["stage"] or a["state"]),
+        )
+    report = client.report(final["id"]) if final["state"] == "succeeded" else None
+    print_summary(console, final, report)
+    if report is not None and report_out is not None:
+        report_out.write_text(json.dumps(report, indent=2))
+    return exit_code(final)
+
+
+@cli.command()
+def demo(
+    port: int = 8000,
+    keep_serving: Annotated[bool, typer.Option(help="Keep the dashboard up afterwards.")] = True,
+) -> None:
+    """Build the bundled example, audit it through the embedded service, show the dashboard."""
+    from app.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(port=port, keep_serving=keep_serving, console=console))
+
+
+def run() -> None:
+    """Console-script entry: usage errors exit 3 (click's default 2 means 'audit failed' here)."""
+    command = typer.main.get_command(cli)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="leakgate", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    run()

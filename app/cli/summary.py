@@ -1,0 +1,75 @@
+"""Rich rendering of a finished audit for the terminal, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_FAILED = 2
+EXIT_USAGE = 3
+
+
+def exit_code(audit: dict[str, Any]) -> int:
+    if audit["state"] != "succeeded":
+        return EXIT_FAILED
+    return EXIT_VIOLATION if audit.get("verdict") == "violation" else EXIT_OK
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any] | None) -> None:
+    if audit["state"] != "succeeded" or report is None:
+        console.print(f"[bold red]audit {audit['id']} {audit['state']}[/]: {audit.get('error') or audit.get('stage')}")
+        return
+    table = Table(title=f"leakage of {audit['model']['name']} {audit['model'].get('version') or ''}")
+    table.add_column("attack")
+    table.add_column("AUC [95% CI]")
+    table.add_column("TPR@0.1%FPR")
+    table.add_column("TPR@1%FPR")
+    table.add_column("TPR@10%FPR")
+    table.add_column("advantage")
+    table.add_column("members/non")
+    for attack in report["attacks"]:
+        tprs = {round(p["fpr"], 6): p for p in attack["tpr_at_fpr"]}
+
+        def cell(fpr: float, tprs=tprs) -> str:
+            p = tprs.get(fpr)
+            if p is None:
+                return "-"
+            mark = "" if p["resolved"] else "*"
+            return f"{_pct(p['tpr'])}{mark}"
+
+        ci = attack["auc_ci"]
+        table.add_row(
+            attack["name"],
+            f"{attack['auc']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]",
+            cell(0.001),
+            cell(0.01),
+            cell(0.1),
+            f"{attack['advantage']:.3f}",
+            f"{attack['n_members']}/{attack['n_non_members']}",
+        )
+    console.print(table)
+    if any(not p["resolved"] for a in report["attacks"] for p in a["tpr_at_fpr"]):
+        console.print("[dim]* fewer non-members than 1/FPR: that point is not resolved[/]")
+    bound = report.get("epsilon_lower_bound")
+    if bound:
+        console.print(
+            f"empirical epsilon lower bound: [bold]{bound['value']:.3f}[/] at "
+            f"{bound['confidence']:.0%} confidence (delta {bound['delta']:g}; "
+            f"{bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records; "
+            f"{bound['threat_model']})"
+        )
+    utility = report.get("utility")
+    if utility:
+        console.print(f"accuracy: members {_pct(utility['member_accuracy'])}, "
+                      f"non-members {_pct(utility['non_member_accuracy'])}")
+    verdict = report["verdict"]
+    colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
+    console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")

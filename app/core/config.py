@@ -1,0 +1,81 @@
+"""Service configuration: one pydantic-settings object read from LEAKGATE_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".leakgate"
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Defaults give the embedded mode (SQLite, no servers)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEAKGATE_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    home: Path = DEFAULT_HOME
+    database_url: str = ""
+    broker_url: str = ""
+    storage_dir: Path | None = None
+    queue_name: str = "leakgate-audits"
+
+    # Uploads: bounded so that one request cannot fill the disk or exhaust memory.
+    max_upload_bytes: int = 2 * 1024**3
+    max_archive_entries: int = 2_000
+    max_archive_unpacked_bytes: int = 4 * 1024**3
+    max_dataset_records: int = 1_000_000
+
+    # Long jobs: the soft limit raises inside the task, the hard limit kills the process.
+    task_soft_time_limit_s: int = 3 * 3600
+    task_hard_time_limit_s: int = 3 * 3600 + 300
+    # An audit left `queued` this long without a worker claiming it is sent again.
+    sweep_after_s: int = 120
+    sweep_interval_s: int = 30
+    # A `running` audit whose heartbeat is older than this is taken over by a new delivery.
+    stale_after_s: int = 600
+
+    bootstrap_samples: int = Field(default=1000, ge=100)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        """Derive embedded-mode URLs from `home` and refuse embedded defaults in production."""
+        if self.env == "production" and not (self.database_url and self.broker_url):
+            raise ValueError(
+                "LEAKGATE_ENV=production needs LEAKGATE_DATABASE_URL and LEAKGATE_BROKER_URL "
+                "(PostgreSQL and Redis); the SQLite defaults are for the embedded mode only"
+            )
+        home = self.home.expanduser().resolve()
+        self.home = home
+        if not self.database_url:
+            self.database_url = f"sqlite:///{home / 'leakgate.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{home / 'broker.db'}"
+        if self.storage_dir is None:
+            self.storage_dir = home / "storage"
+        if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
+            raise ValueError("task_hard_time_limit_s must exceed task_soft_time_limit_s")
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+")
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Redis redelivers unacked messages after this; it must outlast the longest task."""
+        return self.task_hard_time_limit_s + 600
+
+    def ensure_dirs(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        assert self.storage_dir is not None
+        self.storage_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

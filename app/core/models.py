@@ -1,0 +1,8 @@
+"""Imports every table so that metadata (Alembic, tests) sees the whole schema."""
+
+from app.artifacts.models import Artifact
+from app.audits.models import Audit, Report
+from app.core.db import Base
+from app.tenants.models import ApiKey, Tenant
+
+__all__ = ["ApiKey", "Artifact", "Audit", "Base", "Report", "Tenant"]

@@ -1,0 +1,7 @@
+"""UTC timestamps, one way everywhere."""
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

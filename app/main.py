@@ -1,0 +1,48 @@
+"""The FastAPI application: routers, storage, the schema check and the sweeper."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.artifacts.storage import Storage
+from app.artifacts.views import router as artifacts_router
+from app.audits.sweeper import Sweeper
+from app.audits.views import router as audits_router
+from app.core.config import get_settings
+from app.core.migrate import check_schema
+from app.dashboard.views import router as dashboard_router
+from app.health import router as health_router
+
+
+def create_app(*, run_sweeper: bool = True) -> FastAPI:
+    """Build the app from the environment's settings (LEAKGATE_*)."""
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_schema()
+        sweeper = Sweeper(settings) if run_sweeper else None
+        if sweeper:
+            sweeper.start()
+        yield
+        if sweeper:
+            sweeper.stop()
+
+    app = FastAPI(
+        title="leakgate",
+        version="0.1.0",
+        summary="Audit a trained model for training-data leakage before it is released.",
+        lifespan=lifespan,
+    )
+    settings.ensure_dirs()
+    assert settings.storage_dir is not None
+    app.state.storage = Storage(settings.storage_dir)
+    app.state.settings = settings
+    app.include_router(health_router)
+    app.include_router(artifacts_router)
+    app.include_router(audits_router)
+    app.include_router(dashboard_router)
+    return app

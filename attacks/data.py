@@ -1,0 +1,182 @@
+"""Reading labelled text records from JSONL or CSV, with errors that point at the bad line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Format = Literal["jsonl", "csv"]
+
+_SUFFIX_FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv"}
+_REQUIRED = ("text", "label")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One labelled example; `id` lets results be joined back to the user's file."""
+
+    text: str
+    label: str | int
+    id: str
+
+
+class DatasetError(ValueError):
+    """A problem in the user's data file; `location` is e.g. "line 7" or "row 3" when known."""
+
+    def __init__(self, problem: str, location: str | None = None) -> None:
+        super().__init__(f"{location}: {problem}" if location else problem)
+        self.location = location
+        self.problem = problem
+
+
+def read_records(
+    path: Path, fmt: Format | None = None, *, max_records: int | None = None
+) -> list[Record]:
+    """Read and validate every record, so a bad file fails before any model work starts.
+
+    JSONL locations are file line numbers; CSV locations are row numbers counting the
+    header as row 1, as spreadsheets show them. Missing files raise OSError as usual.
+    """
+    path = Path(path)
+    fmt = _format_of(path) if fmt is None else fmt
+    if fmt == "jsonl":
+        records = _read_jsonl(path, max_records)
+    elif fmt == "csv":
+        records = _read_csv(path, max_records)
+    else:
+        raise DatasetError(f'unknown format "{fmt}" (use "jsonl" or "csv")')
+    if not records:
+        raise DatasetError("empty dataset: no records found")
+    return records
+
+
+def _format_of(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIX_FORMATS:
+        raise DatasetError(
+            f'cannot tell the format of "{path.name}": name it .jsonl or .csv, or give the format'
+        )
+    return _SUFFIX_FORMATS[suffix]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Decode line by line so a UTF-8 error can name its line; a leading BOM is dropped."""
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"not valid UTF-8 ({error.reason})", f"line {number}") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            yield number, line
+
+
+def _read_jsonl(path: Path, max_records: int | None) -> list[Record]:
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        location = f"line {number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"not valid JSON ({error.msg})", location) from None
+        if not isinstance(item, dict):
+            raise DatasetError(f"expected a JSON object, got {_json_type(item)}", location)
+        for name in _REQUIRED:
+            if name not in item:
+                raise DatasetError(f'missing field "{name}"', location)
+        _check_room(records, max_records, location)
+        records.append(_record(item, str(number), location, seen))
+    return records
+
+
+def _read_csv(path: Path, max_records: int | None) -> list[Record]:
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    reader = csv.reader(line for _, line in _lines(path))
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if not any(header):
+            raise DatasetError("empty dataset: no header row")
+        _check_header(header)
+        for number, row in enumerate(reader, start=2):
+            if not any(field.strip() for field in row):
+                continue
+            location = f"row {number}"
+            if len(row) != len(header):
+                raise DatasetError(f"expected {len(header)} fields, found {len(row)}", location)
+            _check_room(records, max_records, location)
+            records.append(
+                _record(dict(zip(header, row, strict=True)), str(number), location, seen)
+            )
+    except csv.Error as error:
+        raise DatasetError(f"not valid CSV ({error})", f"line {reader.line_num}") from None
+    return records
+
+
+def _check_header(header: list[str]) -> None:
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise DatasetError(f'duplicate column "{duplicates[0]}"', "row 1")
+    missing = [name for name in _REQUIRED if name not in header]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        names = ", ".join(f'"{name}"' for name in missing)
+        found = ", ".join(name for name in header if name) or "none"
+        raise DatasetError(f"missing column{plural} {names} (columns found: {found})", "row 1")
+
+
+def _check_room(records: list[Record], max_records: int | None, location: str) -> None:
+    if max_records is not None and len(records) >= max_records:
+        raise DatasetError(f"too many records (the limit is {max_records})", location)
+
+
+def _record(item: dict[str, Any], number: str, location: str, seen: dict[str, str]) -> Record:
+    text = item["text"]
+    if not isinstance(text, str):
+        raise DatasetError(f'"text" must be a string, got {_json_type(text)}', location)
+    if not text.strip():
+        raise DatasetError("empty text", location)
+    label = item["label"]
+    if isinstance(label, bool) or not isinstance(label, str | int):
+        raise DatasetError(
+            f'"label" must be a string or an integer, got {_json_type(label)}', location
+        )
+    if isinstance(label, str) and not label.strip():
+        raise DatasetError("empty label", location)
+    record_id = _record_id(item.get("id"), number, location)
+    if record_id in seen:
+        raise DatasetError(
+            f'duplicate id "{record_id}" (first seen on {seen[record_id]})', location
+        )
+    seen[record_id] = location
+    return Record(text=text, label=label, id=record_id)
+
+
+def _record_id(value: Any, number: str, location: str) -> str:
+    if value is None:
+        return number
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DatasetError(
+            f'"id" must be a string or an integer, got {_json_type(value)}', location
+        )
+    if isinstance(value, str) and not value.strip():
+        raise DatasetError("empty id", location)
+    return str(value)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, as the user wrote it."""
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    return names.get(type(value), type(value).__name__)

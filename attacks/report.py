@@ -1,0 +1,144 @@
+"""The one versioned leakage-report schema, shared by the API, CLI, storage and dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class _Schema(BaseModel):
+    """Base for report parts: unknown fields are an error, so schema drift is caught early."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DPClaim(_Schema):
+    """The (epsilon, delta) differential-privacy guarantee the model's owner claims."""
+
+    epsilon: float = Field(gt=0)
+    delta: float = Field(default=1e-5, ge=0, lt=1)
+
+
+class RocCurve(_Schema):
+    """A (downsampled) ROC curve, member = positive class."""
+
+    fpr: list[float]
+    tpr: list[float]
+
+
+class TprAtFpr(_Schema):
+    """TPR at one target FPR; `resolved` is False when too few non-members measure that FPR."""
+
+    fpr: float
+    tpr: float
+    ci_low: float
+    ci_high: float
+    resolved: bool
+
+
+class Interval(_Schema):
+    """A confidence interval."""
+
+    low: float
+    high: float
+    confidence: float = Field(gt=0, lt=1)
+
+
+class AttackMetrics(_Schema):
+    """How well one membership-inference attack separates members from non-members."""
+
+    name: str
+    n_members: int = Field(ge=0)
+    n_non_members: int = Field(ge=0)
+    auc: float
+    auc_ci: Interval
+    tpr_at_fpr: list[TprAtFpr]
+    advantage: float
+    min_measurable_fpr: float
+    roc: RocCurve
+    n_bootstrap: int = Field(ge=0)
+
+
+class EpsilonBound(_Schema):
+    """An empirical lower bound on epsilon from one attack, with what is needed to check it."""
+
+    value: float = Field(ge=0)
+    confidence: float = Field(gt=0, lt=1)
+    delta: float = Field(ge=0, lt=1)
+    method: str
+    threshold: float
+    direction: Literal["low-fpr", "low-fnr"]
+    n_eval_members: int = Field(ge=0)
+    n_eval_non_members: int = Field(ge=0)
+    false_positives: int = Field(ge=0)
+    false_negatives: int = Field(ge=0)
+    fpr_upper: float = Field(ge=0, le=1)
+    fnr_upper: float = Field(ge=0, le=1)
+    n_tests: int = Field(ge=1)
+    threat_model: str
+
+
+class Verdict(_Schema):
+    """Whether the measured leakage contradicts the claimed DP guarantee."""
+
+    status: Literal["consistent", "violation", "no-claim"]
+    claimed_epsilon: float | None
+    claimed_delta: float | None
+    epsilon_lower_bound: float | None
+    confidence: float | None
+    explanation: str
+
+
+class Utility(_Schema):
+    """Accuracy on members and non-members: the generalisation gap behind most leakage."""
+
+    non_member_accuracy: float
+    member_accuracy: float
+    n_non_members: int = Field(ge=0)
+    n_members: int = Field(ge=0)
+
+
+class TargetInfo(_Schema):
+    """What was audited."""
+
+    task: str
+    model_type: str | None = None
+    num_labels: int | None = None
+    n_parameters: int | None = None
+
+
+class LeakageReport(_Schema):
+    """The full result of one audit."""
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    target: TargetInfo
+    attacks: list[AttackMetrics]
+    epsilon_lower_bound: EpsilonBound | None
+    per_attack_epsilon: dict[str, EpsilonBound]
+    verdict: Verdict
+    utility: Utility | None
+    device: str
+    timings: dict[str, float]
+    library_versions: dict[str, str]
+    created_at: datetime
+
+
+def best_epsilon_bound(bounds: dict[str, EpsilonBound]) -> EpsilonBound | None:
+    """The largest bound over attacks; valid only because each was corrected for all of them."""
+    if not bounds:
+        return None
+    for name, bound in bounds.items():
+        if bound.n_tests < len(bounds):
+            raise ValueError(
+                f"bound of attack {name!r} was corrected for {bound.n_tests} test(s) but "
+                f"{len(bounds)} attacks are compared: recompute it with n_tests={len(bounds)}"
+            )
+    if len({(bound.confidence, bound.delta) for bound in bounds.values()}) > 1:
+        raise ValueError(
+            "bounds computed at different confidence levels or deltas cannot be compared"
+        )
+    return max(bounds.values(), key=lambda bound: bound.value)

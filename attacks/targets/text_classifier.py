@@ -1,0 +1,151 @@
+"""A Hugging Face text classifier loaded from a local folder, queried for logits in batches."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from attacks.report import TargetInfo
+
+_DEFAULT_LABEL_NAME = re.compile(r"LABEL_(\d+)")
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+class TextClassifier:
+    """The audited model as a black box: texts in, logits out, in the caller's order."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+
+    @classmethod
+    def load(cls, path: Path, device: str | None = None) -> TextClassifier:
+        """Load weights and tokenizer from a local folder only: safetensors, no remote code,
+        so an uploaded model cannot run code or reach the network."""
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, local_files_only=True, use_safetensors=True, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False
+        )
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            # Decoder classifiers (GPT-2 style) ship without a pad token; batching needs one.
+            tokenizer.pad_token = tokenizer.eos_token
+            if model.config.pad_token_id is None:
+                model.config.pad_token_id = tokenizer.pad_token_id
+        model.to(device)
+        model.eval()
+        return cls(model, tokenizer, device)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.model.config.num_labels)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.model.parameters())
+
+    def target_info(self) -> TargetInfo:
+        """What the report says about the audited model."""
+        return TargetInfo(
+            task="text-classification",
+            model_type=getattr(self.model.config, "model_type", None),
+            num_labels=self.num_labels,
+            n_parameters=self.n_parameters,
+        )
+
+    def label_ids(self, labels: Sequence[str | int]) -> np.ndarray:
+        """Class indices for dataset labels: names via the model's label2id, or indices.
+
+        A decimal string such as "2" is taken as an index only when the model has the
+        default LABEL_i names, i.e. when its config names no classes.
+        """
+        label2id = {str(name): int(index) for name, index in self.model.config.label2id.items()}
+        default_names = all(_DEFAULT_LABEL_NAME.fullmatch(name) for name in label2id)
+        ids = np.empty(len(labels), dtype=np.int64)
+        for position, label in enumerate(labels):
+            index = self._label_id(label, label2id, default_names)
+            if index is None:
+                raise ValueError(
+                    f"unknown label {label!r} (the model knows: {self._known_labels(label2id)})"
+                )
+            ids[position] = index
+        return ids
+
+    def _label_id(self, label: Any, label2id: dict[str, int], default_names: bool) -> int | None:
+        if isinstance(label, bool):
+            return None
+        if isinstance(label, int | np.integer):
+            return int(label) if 0 <= label < self.num_labels else None
+        if isinstance(label, str):
+            if label in label2id:
+                return label2id[label]
+            if default_names and _DECIMAL.fullmatch(label) and int(label) < self.num_labels:
+                return int(label)
+        return None
+
+    def _known_labels(self, label2id: dict[str, int]) -> str:
+        names = sorted(label2id, key=label2id.__getitem__)
+        return ", ".join(f"{name!r} ({label2id[name]})" for name in names)
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        max_length: int = 128,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Logits [n, num_labels] as float32 in the order of `texts`.
+
+        Texts are batched by tokenized length to cut padding; mixed precision is used on
+        CUDA only, where it is fast and its rounding is small next to the signals' spread.
+        """
+        if batch_size < 1 or max_length < 1:
+            raise ValueError("batch_size and max_length must be positive")
+        texts = list(texts)
+        if any(not isinstance(text, str) for text in texts):
+            raise TypeError("texts must be strings")
+        out = np.empty((len(texts), self.num_labels), dtype=np.float32)
+        if not texts:
+            return out
+        lengths = [
+            len(ids)
+            for ids in self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        ]
+        order = np.argsort(-np.asarray(lengths), kind="stable")  # longest first: OOM shows early
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), batch_size):
+                batch = order[start : start + batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                )
+                inputs = {
+                    name: encoded[name].to(self.device)
+                    for name in ("input_ids", "attention_mask", "token_type_ids")
+                    if name in encoded
+                }
+                out[batch] = self.model(**inputs).logits.float().cpu().numpy()
+                if progress is not None:
+                    progress(min(start + batch_size, len(texts)), len(texts))
+        return out
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if torch.device(self.device).type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)

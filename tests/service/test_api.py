@@ -1,0 +1,196 @@
+"""The HTTP API on both backends: uploads, specs, tenancy, lifecycle and refusals."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import new_key
+from tests.service.helpers import dataset_bytes, tar_with, tiny_model_archive, upload
+
+
+@pytest.fixture(scope="module")
+def model_body(tmp_path_factory) -> bytes:
+    return tiny_model_archive(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def uploaded(client, auth, model_body) -> dict[str, str]:
+    ids = {}
+    for field, body, kind, name in (
+        ("target", model_body, "model", "tiny.tar.gz"),
+        ("members", dataset_bytes(20), "dataset", "members.jsonl"),
+        ("non_members", dataset_bytes(20, offset=100), "dataset", "non_members.jsonl"),
+    ):
+        response = upload(client, auth, body, kind, name)
+        assert response.status_code == 201, response.text
+        ids[field] = response.json()["id"]
+    return ids
+
+
+def spec_for(ids: dict[str, str], **extra) -> dict:
+    return {"model": {"name": "tiny", "version": "1"}, **ids, **extra}
+
+
+def count_audits() -> int:
+    from app.audits.models import Audit
+    from app.core.db import session_scope
+
+    with session_scope() as s:
+        return s.scalar(select(func.count()).select_from(Audit))
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["database"] == "ok" and ready.json()["broker"] == "ok"
+
+
+def test_no_key_or_bad_key_is_401(client):
+    assert client.get("/v1/audits").status_code == 401
+    bad = client.get("/v1/audits", headers={"Authorization": "Bearer lg_nope"})
+    assert bad.status_code == 401
+
+
+def test_model_upload_records_labels(client, auth, model_body):
+    response = upload(client, auth, model_body, "model", "tiny.tar.gz")
+    assert response.status_code == 201, response.text
+    meta = response.json()["meta"]
+    assert meta["labels"] == sorted(["balance", "transfer", "card", "loan"])
+    assert meta["architectures"] == ["BertForSequenceClassification"]
+
+
+def test_pickle_model_is_refused_with_how_to_convert(client, auth):
+    pickle_bytes = b"\x80\x04\x95" + b"\x00" * 64
+    response = upload(client, auth, pickle_bytes, "model", "pytorch_model.bin")
+    assert response.status_code == 422
+    assert "save_pretrained(folder, safe_serialization=True)" in response.json()["detail"]
+    inside = tar_with({"config.json": b"{}", "pytorch_model.bin": pickle_bytes})
+    response = upload(client, auth, inside, "model", "model.tar.gz")
+    assert response.status_code == 422
+    assert "pytorch_model.bin" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "symlink", "needle"),
+    [
+        ({"../evil.json": b"{}"}, None, "escapes"),
+        ({"/abs/config.json": b"{}"}, None, "absolute"),
+        ({"config.json": b"{}"}, "link.json", "link"),
+        ({"config.json": b"{}", "modeling_evil.py": b"import os"}, None, "Python code"),
+        ({"config.json": b"{}"}, None, "safetensors"),
+    ],
+)
+def test_bad_archives_are_refused(client, auth, entries, symlink, needle):
+    response = upload(client, auth, tar_with(entries, symlink=symlink), "model", "m.tar.gz")
+    assert response.status_code == 422
+    assert needle in response.json()["detail"]
+
+
+def test_dataset_errors_name_the_problem(client, auth):
+    response = upload(client, auth, b'{"text": "hi"}\n', "dataset", "d.jsonl")
+    assert response.status_code == 422
+    assert "label" in response.json()["detail"] and "line 1" in response.json()["detail"]
+    response = upload(client, auth, b"text,intent\nhello,x\n", "dataset", "d.csv")
+    assert response.status_code == 422
+    assert '"label"' in response.json()["detail"]
+    good = dataset_bytes(5)
+    response = upload(client, auth, good + b"{not json\n", "dataset", "d.jsonl")
+    assert response.status_code == 422 and "line 6" in response.json()["detail"]
+
+
+def test_oversize_upload_is_413_and_leaves_nothing(activate, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("LEAKGATE_MAX_UPLOAD_BYTES", "1000")
+    reset_caches()
+    key = new_key()
+    with TestClient(create_app(run_sweeper=False)) as client:
+        storage = client.app.state.storage
+        before = {p for p in storage.root.rglob("*") if p.is_file()}
+        body = dataset_bytes(200)
+        assert len(body) > 1000
+        headers = {"Authorization": f"Bearer {key}"}
+        response = upload(client, headers, body, "dataset", "big.jsonl")
+        assert response.status_code == 413
+        # Without a Content-Length header the byte counter must catch it mid-stream.
+        response = client.post(
+            "/v1/artifacts",
+            params={"kind": "dataset", "filename": "big.jsonl"},
+            content=iter([body[:600], body[600:]]),
+            headers=headers,
+        )
+        assert response.status_code == 413
+        after = {p for p in storage.root.rglob("*") if p.is_file()}
+        assert after == before
+
+
+def test_submit_poll_list_and_cancel(client, auth, uploaded):
+    response = client.post("/v1/audits", json=spec_for(uploaded), headers=auth)
+    assert response.status_code == 202, response.text
+    audit = response.json()
+    assert response.headers["Location"] == f"/v1/audits/{audit['id']}"
+    polled = client.get(response.headers["Location"], headers=auth).json()
+    assert polled["state"] == "queued" and polled["progress"] == 0.0
+    listed = client.get("/v1/audits", params={"model_name": "tiny"}, headers=auth).json()
+    assert audit["id"] in [a["id"] for a in listed["items"]]
+    assert client.get("/v1/audits", params={"model_name": "other"}, headers=auth).json()["total"] == 0
+    assert client.get(f"/v1/audits/{audit['id']}/report", headers=auth).status_code == 409
+    cancelled = client.post(f"/v1/audits/{audit['id']}/cancel", headers=auth)
+    assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
+    assert client.post(f"/v1/audits/{audit['id']}/cancel", headers=auth).status_code == 409
+    by_state = client.get("/v1/audits", params={"state": "cancelled"}, headers=auth).json()
+    assert [a["id"] for a in by_state["items"]] == [audit["id"]]
+
+
+def test_other_tenant_sees_404(client, auth, uploaded):
+    audit = client.post("/v1/audits", json=spec_for(uploaded), headers=auth).json()
+    other = {"Authorization": f"Bearer {new_key()}"}
+    assert client.get(f"/v1/audits/{audit['id']}", headers=other).status_code == 404
+    assert client.get(f"/v1/artifacts/{uploaded['target']}", headers=other).status_code == 404
+    assert client.post(f"/v1/audits/{audit['id']}/cancel", headers=other).status_code == 404
+    # Another tenant cannot audit with these artifacts either, and nothing is stored.
+    before = count_audits()
+    response = client.post("/v1/audits", json=spec_for(uploaded), headers=other)
+    assert response.status_code == 422 and "no artifact" in response.json()["detail"]
+    assert count_audits() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"target": "missing"}, "no artifact"),
+        ({"swap": True}, "is a dataset, not a model"),
+        ({"attacks": ["telepathy"]}, "unknown attack"),
+        ({"surprise": 1}, "surprise"),
+        ({"dp_claim": {"epsilon": -1}}, "epsilon"),
+    ],
+)
+def test_bad_specs_are_422_and_store_nothing(client, auth, uploaded, change, needle):
+    spec, change = spec_for(uploaded), dict(change)
+    if change.pop("swap", False):
+        spec["target"] = uploaded["members"]
+    spec.update(change)
+    before = count_audits()
+    response = client.post("/v1/audits", json=spec, headers=auth)
+    assert response.status_code == 422
+    assert needle in response.text
+    assert count_audits() == before
+
+
+def test_labels_unknown_to_the_model_are_refused(client, auth, uploaded):
+    body = b'{"text": "hello there", "label": "weather"}\n'
+    other = upload(client, auth, body, "dataset", "odd.jsonl").json()["id"]
+    response = client.post("/v1/audits", json=spec_for({**uploaded, "members": other}), headers=auth)
+    assert response.status_code == 422 and "weather" in response.json()["detail"]
+
+
+def test_openapi_lists_the_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/artifacts", "/v1/audits", "/v1/audits/{audit_id}",
+                 "/v1/audits/{audit_id}/report", "/v1/audits/{audit_id}/cancel"):
+        assert path in paths

@@ -1,0 +1,55 @@
+"""Celery tasks. Thin: claim the audit, run the pipeline, record how it ended."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import os
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from app.audits import lifecycle
+from app.core.config import get_settings
+from app.core.db import session_factory
+from workers.celery_app import RUN_AUDIT_TASK, celery_app
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@celery_app.task(name=RUN_AUDIT_TASK, acks_late=True, reject_on_worker_lost=True)
+def run_audit(audit_id: str) -> str:
+    """Idempotent: a second delivery of a claimed or finished audit does nothing."""
+    settings = get_settings()
+    worker = worker_name()
+    with session_factory()() as db_session:
+        if not lifecycle.claim(
+            db_session, audit_id, worker=worker, stale_after_s=settings.stale_after_s
+        ):
+            log.info("audit %s is not claimable (taken, finished or cancelled); skipping", audit_id)
+            return "skipped"
+        from workers.pipeline import run_pipeline  # torch is imported here, in the task only
+
+        try:
+            run_pipeline(db_session, audit_id, worker=worker, settings=settings)
+        except lifecycle.AuditCancelled:
+            lifecycle.end(db_session, audit_id, worker=worker, state="cancelled",
+                          message="cancelled by the user")
+            return "cancelled"
+        except lifecycle.LostClaim:
+            log.warning("audit %s was taken over by another worker; stopping", audit_id)
+            return "lost"
+        except SoftTimeLimitExceeded:
+            lifecycle.end(db_session, audit_id, worker=worker, state="failed",
+                          message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s")
+            return "failed"
+        except Exception as exc:
+            log.exception("audit %s failed", audit_id)
+            db_session.rollback()
+            lifecycle.end(db_session, audit_id, worker=worker, state="failed",
+                          message=f"{type(exc).__name__}: {exc}"[:2000])
+            return "failed"
+    return "succeeded"
