@@ -28,7 +28,6 @@ from attacks.privacy.verdict import decide
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
     LeakageReport,
-    TargetInfo,
     Utility,
     best_epsilon_bound,
 )
@@ -142,12 +141,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
     timings["attacks"] = time.perf_counter() - clock
 
     report = LeakageReport(
-        target=TargetInfo(
-            task=spec.task,
-            model_type=target.meta.get("model_type"),
-            num_labels=target.meta.get("num_labels"),
-            n_parameters=target.meta.get("n_parameters"),
-        ),
+        target=classifier.target_info(),
         attacks=results,
         epsilon_lower_bound=best,
         per_attack_epsilon=bounds,
@@ -158,7 +152,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
             n_members=n_m,
             n_non_members=n_n,
         ),
-        device=classifier.device_name,
+        device=describe_device(classifier.device),
         timings=timings,
         library_versions={p: version(p) for p in ("leakgate", "torch", "transformers")},
         created_at=utcnow(),
@@ -174,6 +168,15 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
         auc=max(r.auc for r in results),
         epsilon_lower_bound=best.value if best else None,
     )
+
+
+def describe_device(device: str) -> str:
+    """`cuda (NVIDIA H100 ...)` or `cpu`, so a report says where it was computed."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return device
 
 
 def _records(storage: Storage, dataset: Artifact, settings: Settings) -> list[Record]:

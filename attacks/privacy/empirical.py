@@ -75,7 +75,7 @@ def epsilon_lower_bound(
         raise ValueError("confidence must lie strictly between 0 and 1")
     if n_tests < 1:
         raise ValueError("n_tests must be at least 1")
-    rate_confidence = 1 - (1 - confidence) / (2 * n_tests)
+    rate_confidence = 1 - (1 - confidence) / n_tests
 
     rng = np.random.default_rng(seed)
     select_members, eval_members = _halves(rng, members)

@@ -99,14 +99,15 @@ def test_evaluate_attack_point_estimates_match_independent_computations():
     assert (result.n_members, result.n_non_members) == (700, 300)
     assert result.min_measurable_fpr == pytest.approx(1 / 300)
     # Advantage: best threshold's TPR - FPR, counted directly.
-    advantage = max(
-        np.mean(members >= t) - np.mean(non_members >= t) for t in np.unique(scores)
-    )
+    advantage = max(np.mean(members >= t) - np.mean(non_members >= t) for t in np.unique(scores))
     assert result.advantage == pytest.approx(advantage)
     for point in result.tpr_at_fpr:
         best = max(
-            (np.mean(members >= t) for t in np.unique(scores) if np.mean(non_members >= t)
-             <= point.fpr + 1e-12),
+            (
+                np.mean(members >= t)
+                for t in np.unique(scores)
+                if np.mean(non_members >= t) <= point.fpr + 1e-12
+            ),
             default=0.0,
         )
         assert point.tpr == pytest.approx(best)
