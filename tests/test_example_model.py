@@ -97,8 +97,12 @@ def test_members_have_clearly_lower_loss(example: ExampleFiles) -> None:
 
 def test_labels_cover_all_intents_even_when_records_do_not(tmp_path: Path) -> None:
     records = [r for r in make_intent_records(40, seed=1) if r["label"] in INTENTS[:2]]
-    info = train_intent_classifier(tmp_path, records, epochs=1, hidden_size=16, layers=1)
+    calls: list[tuple[int, int]] = []
+    info = train_intent_classifier(
+        tmp_path, records, epochs=2, hidden_size=16, layers=1, progress=lambda *a: calls.append(a)
+    )
     assert set(info) >= {"train_accuracy", "seconds"}
+    assert calls == [(1, 2), (2, 2)]
     model, _ = _load(tmp_path)
     assert model.config.num_labels == len(INTENTS)
 

@@ -28,10 +28,10 @@ def get_celery() -> Celery:
         worker_prefetch_multiplier=1,  # one long audit at a time per process
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_hard_time_limit_s,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
-            "polling_interval": 0.5,
-        },
+        # Kombu's SQLAlchemy transport hands these options to create_engine, so Redis only.
+        broker_transport_options=(
+            {} if settings.embedded_broker else {"visibility_timeout": settings.visibility_timeout_s}
+        ),
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={
             "max_retries": 2,

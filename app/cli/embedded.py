@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import uvicorn
 
@@ -34,11 +36,26 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
         proc.wait()
 
 
+def watch_workers(procs: list[subprocess.Popen]) -> None:
+    """Stop the whole service if a worker dies: an API without workers would queue for ever."""
+
+    def watch() -> None:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        dead = next(p for p in procs if p.poll() is not None)
+        if dead.returncode not in (0, -signal.SIGTERM):
+            print(f"leakgate: worker exited with code {dead.returncode}; stopping", file=sys.stderr)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="leakgate-worker-watch", daemon=True).start()
+
+
 def serve(*, host: str, port: int, workers: int = 1) -> None:
     settings = get_settings()
     settings.ensure_dirs()
     upgrade()
     procs = [start_worker_process() for _ in range(workers)]
+    watch_workers(procs)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:

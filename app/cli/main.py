@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import httpx
 import typer
 from rich.console import Console
@@ -130,7 +129,8 @@ def audit(
 ) -> None:
     """Upload a model and its data, run an audit and (with --wait) exit by its verdict."""
     if not api_key:
-        raise click.UsageError("no API key: pass --api-key or set LEAKGATE_API_KEY")
+        raise typer.BadParameter("no API key: pass --api-key or set LEAKGATE_API_KEY",
+                                 param_hint="--api-key")
     spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
     if epsilon is not None:
         spec["dp_claim"] = {"epsilon": epsilon, "delta": delta}
@@ -210,9 +210,9 @@ def run() -> None:
     command = typer.main.get_command(cli)
     try:
         code = command.main(args=sys.argv[1:], prog_name="leakgate", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
-    except click.ClickException as exc:
+    except typer.exceptions.TyperException as exc:  # typer's click: usage and parameter errors
         exc.show()
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)

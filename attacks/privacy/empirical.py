@@ -64,6 +64,8 @@ def epsilon_lower_bound(
     measured on the other half, so picking the best threshold does not inflate the bound.
     FPR and FNR each get a one-sided Clopper–Pearson bound at level alpha / (2 n_tests):
     both hold together, for all n_tests attacks compared, with probability >= confidence.
+    Both DP inequalities then hold at those bounds, so the larger term is reported and
+    `direction` names it ("low-fpr": ln((1-delta-FNR)/FPR), "low-fnr": the mirror).
     """
     members = _finite(member_scores, "member")
     non_members = _finite(non_member_scores, "non-member")
@@ -75,7 +77,7 @@ def epsilon_lower_bound(
         raise ValueError("confidence must lie strictly between 0 and 1")
     if n_tests < 1:
         raise ValueError("n_tests must be at least 1")
-    rate_confidence = 1 - (1 - confidence) / n_tests
+    rate_confidence = 1 - (1 - confidence) / (2 * n_tests)
 
     rng = np.random.default_rng(seed)
     select_members, eval_members = _halves(rng, members)

@@ -107,3 +107,10 @@ def test_builder_is_deterministic_per_seed(tmp_path):
     logits = [TextClassifier.load(f, device="cpu").logits(["x y"]) for f in (first, second, other)]
     np.testing.assert_array_equal(logits[0], logits[1])
     assert not np.allclose(logits[0], logits[2])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_mixed_precision_logits_track_cpu(model_dir, classifier):
+    on_gpu = TextClassifier.load(model_dir, device="cuda").logits(TEXTS, batch_size=3)
+    assert on_gpu.dtype == np.float32
+    np.testing.assert_allclose(on_gpu, classifier.logits(TEXTS), rtol=0.05, atol=0.1)

@@ -1,0 +1,106 @@
+"""`leakgate serve` in a subprocess (SQLite, embedded broker) driven by `leakgate audit`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.cli.demo import wait_until_ready
+from app.example.intent import build_example
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def leakgate(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    home = tmp_path_factory.mktemp("embedded-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGATE_")}
+    env.update({"LEAKGATE_HOME": str(home), "LEAKGATE_BOOTSTRAP_SAMPLES": "200"})
+    port = free_port()
+    server = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_until_ready(server, proc)
+        key = leakgate("keys", "create", "--tenant", "ci", env=env).stdout.strip()
+        assert key.startswith("lg_")
+        yield {"env": {**env, "LEAKGATE_SERVER": server, "LEAKGATE_API_KEY": key},
+               "server": server, "home": home}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> Path:
+    return build_example(tmp_path_factory.mktemp("ex"), n_members=150, n_non_members=150,
+                         epochs=25)
+
+
+def audit_args(example, *extra: str) -> list[str]:
+    return ["audit", "--model", str(example.model_dir), "--members", str(example.members),
+            "--non-members", str(example.non_members), "--wait", *extra]
+
+
+def test_consistent_claim_exits_0_and_violation_exits_1(embedded, example, tmp_path):
+    out = tmp_path / "report.json"
+    done = leakgate(*audit_args(example, "--epsilon", "50", "--report-out", str(out)),
+                    env=embedded["env"])
+    assert done.returncode == 0, done.stderr
+    assert "consistent" in done.stderr
+    assert '"verdict"' in out.read_text()
+
+    done = leakgate(*audit_args(example, "--epsilon", "0.05", "--name", "leaky"),
+                    env=embedded["env"])
+    assert done.returncode == 1, done.stderr
+    assert "violation" in done.stderr
+    listed = httpx.get(f"{embedded['server']}/v1/audits", params={"model_name": "leaky"},
+                       headers={"Authorization": f"Bearer {embedded['env']['LEAKGATE_API_KEY']}"})
+    assert listed.json()["items"][0]["verdict"] == "violation"
+
+
+def test_usage_errors_exit_3(embedded, example):
+    done = leakgate("audit", "--model", "/no/such/folder", "--members", str(example.members),
+                    "--non-members", str(example.non_members), env=embedded["env"])
+    assert done.returncode == 3
+    bad = example.members.parent / "bad.jsonl"
+    bad.write_text('{"text": "no label here"}\n')
+    done = leakgate("audit", "--model", str(example.model_dir), "--members", str(bad),
+                    "--non-members", str(example.non_members), env=embedded["env"])
+    assert done.returncode == 3
+    assert "label" in done.stderr
+
+
+def test_unreachable_server_exits_2(example):
+    env = {**os.environ, "LEAKGATE_API_KEY": "lg_x", "LEAKGATE_SERVER": f"http://127.0.0.1:{free_port()}"}
+    done = leakgate(*audit_args(example), env=env)
+    assert done.returncode == 2
+
+
+def test_api_refuses_to_start_on_an_old_schema(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGATE_")}
+    env["LEAKGATE_HOME"] = str(tmp_path)
+    done = leakgate("api", "--port", str(free_port()), env=env, timeout=60)
+    assert done.returncode == 2
+    assert "leakgate db upgrade" in done.stderr
