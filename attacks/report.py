@@ -61,6 +61,7 @@ class AttackMetrics(_Schema):
     min_measurable_fpr: float
     roc: RocCurve
     n_bootstrap: int = Field(ge=0)
+    n_reference_models: int = Field(default=0, ge=0)
 
 
 class EpsilonBound(_Schema):
@@ -111,6 +112,30 @@ class TargetInfo(_Schema):
     n_parameters: int | None = None
 
 
+class RecordAtRisk(_Schema):
+    """A member the attack singles out; text only when the audit spec allows it."""
+
+    rank: int = Field(ge=1)
+    record_id: str
+    sha256: str
+    score: float
+    attack: str
+    label: str | None = None
+    text: str | None = None
+
+
+class ReferenceModels(_Schema):
+    """How the reference models behind LiRA/RMIA were obtained, and what they cost."""
+
+    count: int = Field(ge=0)
+    source: Literal["trained", "uploaded"]
+    mode: Literal["online", "offline"]
+    n_population: int = Field(ge=0)
+    training_seconds: float = Field(ge=0)
+    scoring_seconds: float = Field(ge=0)
+    trained_together: bool = False
+
+
 class LeakageReport(_Schema):
     """The full result of one audit."""
 
@@ -125,6 +150,8 @@ class LeakageReport(_Schema):
     timings: dict[str, float]
     library_versions: dict[str, str]
     created_at: datetime
+    reference_models: ReferenceModels | None = None
+    records_at_risk: list[RecordAtRisk] = Field(default_factory=list)
 
 
 def best_epsilon_bound(bounds: dict[str, EpsilonBound]) -> EpsilonBound | None:

@@ -30,7 +30,9 @@ def get_celery() -> Celery:
         task_time_limit=settings.task_hard_time_limit_s,
         # Kombu's SQLAlchemy transport hands these options to create_engine, so Redis only.
         broker_transport_options=(
-            {} if settings.embedded_broker else {"visibility_timeout": settings.visibility_timeout_s}
+            {}
+            if settings.embedded_broker
+            else {"visibility_timeout": settings.visibility_timeout_s}
         ),
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={

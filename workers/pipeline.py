@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy.orm import Session
+from transformers.utils import logging as hf_logging
 
 from app.artifacts.models import Artifact
 from app.artifacts.storage import Storage
@@ -36,11 +37,16 @@ from attacks.targets import TextClassifier
 
 DEFAULT_DELTA = 1e-5
 
+# Worker logs are for operators; transformers' per-load progress bars only add noise there.
+hf_logging.disable_progress_bar()
+
 
 class ProgressReporter:
     """Writes progress at most every `min_interval_s` and checks for cancellation each time."""
 
-    def __init__(self, db_session: Session, audit_id: str, worker: str, min_interval_s: float = 0.5):
+    def __init__(
+        self, db_session: Session, audit_id: str, worker: str, min_interval_s: float = 0.5
+    ):
         self.db_session, self.audit_id, self.worker = db_session, audit_id, worker
         self.min_interval_s = min_interval_s
         self._last = 0.0

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -36,20 +36,35 @@ def run_audit(audit_id: str) -> str:
         try:
             run_pipeline(db_session, audit_id, worker=worker, settings=settings)
         except lifecycle.AuditCancelled:
-            lifecycle.end(db_session, audit_id, worker=worker, state="cancelled",
-                          message="cancelled by the user")
+            lifecycle.end(
+                db_session,
+                audit_id,
+                worker=worker,
+                state="cancelled",
+                message="cancelled by the user",
+            )
             return "cancelled"
         except lifecycle.LostClaim:
             log.warning("audit %s was taken over by another worker; stopping", audit_id)
             return "lost"
         except SoftTimeLimitExceeded:
-            lifecycle.end(db_session, audit_id, worker=worker, state="failed",
-                          message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s")
+            lifecycle.end(
+                db_session,
+                audit_id,
+                worker=worker,
+                state="failed",
+                message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s",
+            )
             return "failed"
         except Exception as exc:
             log.exception("audit %s failed", audit_id)
             db_session.rollback()
-            lifecycle.end(db_session, audit_id, worker=worker, state="failed",
-                          message=f"{type(exc).__name__}: {exc}"[:2000])
+            lifecycle.end(
+                db_session,
+                audit_id,
+                worker=worker,
+                state="failed",
+                message=f"{type(exc).__name__}: {exc}"[:2000],
+            )
             return "failed"
     return "succeeded"

@@ -45,7 +45,9 @@ def sniff_archive(path: Path) -> str:
     if head[:2] == b"\x1f\x8b" or head[257:262] == b"ustar":
         return "tar"
     if head[:2] == b"\x80\x02" or head[:1] == b"\x80" or head[:4] == b"PK\x05\x06":
-        raise ArtifactRejected(f"the upload looks like a pickle, not a model archive: {PICKLE_HINT}")
+        raise ArtifactRejected(
+            f"the upload looks like a pickle, not a model archive: {PICKLE_HINT}"
+        )
     raise ArtifactRejected(
         "a model must be uploaded as a .tar.gz or .zip of a save_pretrained folder "
         "(config.json, *.safetensors, tokenizer files); this file is neither"

@@ -33,9 +33,7 @@ def validate_received(
 ) -> dict:
     """Run the kind's checks on the temporary file; a model is unpacked once, into its cache."""
     if kind is ArtifactKind.dataset:
-        return inspect_dataset(
-            received.path, filename, max_records=settings.max_dataset_records
-        )
+        return inspect_dataset(received.path, filename, max_records=settings.max_dataset_records)
     if filename.lower().endswith(tuple(archives.PICKLE_SUFFIXES)):
         raise ArtifactRejected(f"{filename} is pickled weights: {archives.PICKLE_HINT}")
     work = storage.new_tmp_path("-model")

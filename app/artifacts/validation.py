@@ -64,7 +64,9 @@ def inspect_model_folder(folder: Path) -> dict[str, Any]:
             folder, local_files_only=True, trust_remote_code=False
         )
     except Exception as exc:
-        raise ArtifactRejected(f"config.json is not a configuration transformers knows: {exc}") from exc
+        raise ArtifactRejected(
+            f"config.json is not a configuration transformers knows: {exc}"
+        ) from exc
     id2label = {int(k): str(v) for k, v in (hf_config.id2label or {}).items()}
     return {
         "model_type": hf_config.model_type,

@@ -22,7 +22,9 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     },
 )
@@ -35,7 +37,7 @@ async def upload_artifact(
     kind: Annotated[ArtifactKind, Query(description="model (archive) or dataset (JSONL/CSV)")],
     filename: Annotated[str, Query(description="original file name; its suffix gives the format")],
 ) -> ArtifactRead:
-    """Upload a model archive (.tar.gz/.zip of a save_pretrained folder) or a dataset as the body."""
+    """Upload a model archive (.tar.gz/.zip of a save_pretrained folder) or a dataset."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
         raise HTTPException(

@@ -109,7 +109,9 @@ def succeed(
     return True
 
 
-def end(db_session: Session, audit_id: str, *, worker: str | None, state: str, message: str) -> None:
+def end(
+    db_session: Session, audit_id: str, *, worker: str | None, state: str, message: str
+) -> None:
     """Finish as failed or cancelled (guarded by the claim when a worker is named)."""
     query = update(Audit).where(Audit.id == audit_id, Audit.state.in_(("queued", "running")))
     if worker is not None:

@@ -22,10 +22,14 @@ class SpecRejected(ValueError):
     """The spec is well-formed but refers to something unusable (HTTP 422)."""
 
 
-def _artifact(db_session: Session, tenant: Tenant, field: str, artifact_id: str, kind: str) -> Artifact:
+def _artifact(
+    db_session: Session, tenant: Tenant, field: str, artifact_id: str, kind: str
+) -> Artifact:
     artifact = artifact_service.get(db_session=db_session, tenant=tenant, artifact_id=artifact_id)
     if artifact is None:
-        raise SpecRejected(f"{field}: no artifact {artifact_id!r} (upload it with POST /v1/artifacts)")
+        raise SpecRejected(
+            f"{field}: no artifact {artifact_id!r} (upload it with POST /v1/artifacts)"
+        )
     if artifact.kind != kind:
         raise SpecRejected(f"{field}: artifact {artifact_id!r} is a {artifact.kind}, not a {kind}")
     return artifact
@@ -51,7 +55,8 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
     for field, dataset in datasets.items():
         labels = dataset.meta.get("labels") or []
         unknown = [
-            lab for lab in labels
+            lab
+            for lab in labels
             if lab not in known and not (lab.lstrip("-").isdigit() and 0 <= int(lab) < num_labels)
         ]
         if unknown:
@@ -78,7 +83,9 @@ def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
     try:
         enqueue(audit.id)
     except Exception:  # the broker may be down; the audit is safe in the database
-        log.warning("could not enqueue audit %s now; the sweeper will retry", audit.id, exc_info=True)
+        log.warning(
+            "could not enqueue audit %s now; the sweeper will retry", audit.id, exc_info=True
+        )
     else:
         audit.enqueued_at = utcnow()
         db_session.commit()

@@ -40,8 +40,13 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     sent: list[str] = []
     for audit in candidates:
         if audit.attempts >= MAX_ATTEMPTS:
-            end(db_session, audit.id, worker=None, state="failed",
-                message=f"gave up after {audit.attempts} attempts: the worker was lost each time")
+            end(
+                db_session,
+                audit.id,
+                worker=None,
+                state="failed",
+                message=f"gave up after {audit.attempts} attempts: the worker was lost each time",
+            )
             continue
         try:
             enqueue(audit.id)

@@ -62,7 +62,11 @@ class LeakgateClient:
         return response.json()
 
     def upload(
-        self, path: Path, kind: str, *, filename: str | None = None,
+        self,
+        path: Path,
+        kind: str,
+        *,
+        filename: str | None = None,
         on_bytes: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """Stream a file as the request body."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -74,21 +75,22 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
         with console.status(f"starting the embedded service at {server}"):
             wait_until_ready(server, proc)
         # The example was trained without DP; a claim of epsilon 1 shows the gate catching it.
-        spec = {"model": {"name": "example-intent-classifier", "version": "demo"},
-                "dp_claim": {"epsilon": 1.0, "delta": 1e-5}}
+        spec = {
+            "model": {"name": "example-intent-classifier", "version": "demo"},
+            "dp_claim": {"epsilon": 1.0, "delta": 1e-5},
+        }
         with LeakgateClient(server, key) as client:
-            code = run_audit(client, files.model_dir, files.members, files.non_members, spec,
-                             wait=True)
+            code = run_audit(
+                client, files.model_dir, files.members, files.non_members, spec, wait=True
+            )
         # The demo is not a release gate: a finished audit is a success whatever its verdict.
         code = 0 if code in (0, 1) else code
         console.print(f"\ndashboard: {server}/dashboard  (API key: {key})")
         console.print(f"API docs:  {server}/docs")
         if keep_serving:
             console.print("serving; press Ctrl-C to stop")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 proc.wait()
-            except KeyboardInterrupt:
-                pass
         return code
     finally:
         stop_process(proc)

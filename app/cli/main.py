@@ -19,8 +19,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from app.cli.client import ApiError, LeakgateClient
 from app.cli.summary import EXIT_FAILED, EXIT_USAGE, exit_code, print_summary
 
-cli = typer.Typer(help="leakgate: audit a trained model for training-data leakage.",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="leakgate: audit a trained model for training-data leakage.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -104,19 +107,30 @@ def worker(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_FAILED) from exc
     celery_app.worker_main(
-        ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-         "-Q", celery_app.conf.task_default_queue, "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "-Q",
+            celery_app.conf.task_default_queue,
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
 @cli.command()
 def audit(
-    model: Annotated[Path, typer.Option(help="save_pretrained folder (safetensors).",
-                                        exists=True, file_okay=False)],
-    members: Annotated[Path, typer.Option(help="JSONL/CSV the model trained on.",
-                                          exists=True, dir_okay=False)],
-    non_members: Annotated[Path, typer.Option(help="JSONL/CSV held out from training.",
-                                              exists=True, dir_okay=False)],
+    model: Annotated[
+        Path,
+        typer.Option(help="save_pretrained folder (safetensors).", exists=True, file_okay=False),
+    ],
+    members: Annotated[
+        Path, typer.Option(help="JSONL/CSV the model trained on.", exists=True, dir_okay=False)
+    ],
+    non_members: Annotated[
+        Path, typer.Option(help="JSONL/CSV held out from training.", exists=True, dir_okay=False)
+    ],
     server: ServerOpt = "http://127.0.0.1:8000",
     api_key: KeyOpt = "",
     name: Annotated[str | None, typer.Option(help="Model name (default: folder name).")] = None,
@@ -129,8 +143,9 @@ def audit(
 ) -> None:
     """Upload a model and its data, run an audit and (with --wait) exit by its verdict."""
     if not api_key:
-        raise typer.BadParameter("no API key: pass --api-key or set LEAKGATE_API_KEY",
-                                 param_hint="--api-key")
+        raise typer.BadParameter(
+            "no API key: pass --api-key or set LEAKGATE_API_KEY", param_hint="--api-key"
+        )
     spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
     if epsilon is not None:
         spec["dp_claim"] = {"epsilon": epsilon, "delta": delta}
@@ -138,8 +153,9 @@ def audit(
         spec["attacks"] = attack
     try:
         with LeakgateClient(server, api_key) as client:
-            code = run_audit(client, model, members, non_members, spec, wait=wait,
-                             report_out=report_out)
+            code = run_audit(
+                client, model, members, non_members, spec, wait=wait, report_out=report_out
+            )
     except ApiError as exc:
         console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
         raise typer.Exit(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED) from exc
@@ -159,12 +175,15 @@ def run_audit(
     wait: bool,
     report_out: Path | None = None,
 ) -> int:
-    """Upload, submit and (optionally) follow one audit with progress bars; returns the exit code."""
+    """Upload, submit and optionally follow one audit with progress bars; return the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:
         ids = {}
-        for field, path, kind in (("target", model, "model"), ("members", members, "dataset"),
-                                  ("non_members", non_members, "dataset")):
+        for field, path, kind in (
+            ("target", model, "model"),
+            ("members", members, "dataset"),
+            ("non_members", non_members, "dataset"),
+        ):
             size = path.stat().st_size if path.is_file() else None
             bar = bars.add_task(f"uploading {path.name}", total=size)
             advance = lambda n, bar=bar: bars.advance(bar, n)  # noqa: E731
@@ -178,14 +197,20 @@ def run_audit(
     if not wait:
         print(submitted["id"])
         return 0
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  console=console, transient=True) as bars:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bars:
         bar = bars.add_task("queued", total=1.0)
         final = client.wait(
             submitted["id"],
-            on_update=lambda a: bars.update(bar, completed=a["progress"],
-                                            description=a["stage"] or a["state"]),
+            on_update=lambda a: bars.update(
+                bar, completed=a["progress"], description=a["stage"] or a["state"]
+            ),
         )
     report = client.report(final["id"]) if final["state"] == "succeeded" else None
     print_summary(console, final, report)

@@ -25,9 +25,12 @@ def _pct(x: float) -> str:
 
 def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any] | None) -> None:
     if audit["state"] != "succeeded" or report is None:
-        console.print(f"[bold red]audit {audit['id']} {audit['state']}[/]: {audit.get('error') or audit.get('stage')}")
+        reason = audit.get("error") or audit.get("stage")
+        console.print(f"[bold red]audit {audit['id']} {audit['state']}[/]: {reason}")
         return
-    table = Table(title=f"leakage of {audit['model']['name']} {audit['model'].get('version') or ''}")
+    table = Table(
+        title=f"leakage of {audit['model']['name']} {audit['model'].get('version') or ''}"
+    )
     table.add_column("attack")
     table.add_column("AUC [95% CI]")
     table.add_column("TPR@0.1%FPR")
@@ -68,8 +71,10 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
         )
     utility = report.get("utility")
     if utility:
-        console.print(f"accuracy: members {_pct(utility['member_accuracy'])}, "
-                      f"non-members {_pct(utility['non_member_accuracy'])}")
+        console.print(
+            f"accuracy: members {_pct(utility['member_accuracy'])}, "
+            f"non-members {_pct(utility['non_member_accuracy'])}"
+        )
     verdict = report["verdict"]
     colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
     console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")

@@ -138,7 +138,9 @@ def test_submit_poll_list_and_cancel(client, auth, uploaded):
     assert polled["state"] == "queued" and polled["progress"] == 0.0
     listed = client.get("/v1/audits", params={"model_name": "tiny"}, headers=auth).json()
     assert audit["id"] in [a["id"] for a in listed["items"]]
-    assert client.get("/v1/audits", params={"model_name": "other"}, headers=auth).json()["total"] == 0
+    assert (
+        client.get("/v1/audits", params={"model_name": "other"}, headers=auth).json()["total"] == 0
+    )
     assert client.get(f"/v1/audits/{audit['id']}/report", headers=auth).status_code == 409
     cancelled = client.post(f"/v1/audits/{audit['id']}/cancel", headers=auth)
     assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
@@ -185,12 +187,19 @@ def test_bad_specs_are_422_and_store_nothing(client, auth, uploaded, change, nee
 def test_labels_unknown_to_the_model_are_refused(client, auth, uploaded):
     body = b'{"text": "hello there", "label": "weather"}\n'
     other = upload(client, auth, body, "dataset", "odd.jsonl").json()["id"]
-    response = client.post("/v1/audits", json=spec_for({**uploaded, "members": other}), headers=auth)
+    response = client.post(
+        "/v1/audits", json=spec_for({**uploaded, "members": other}), headers=auth
+    )
     assert response.status_code == 422 and "weather" in response.json()["detail"]
 
 
 def test_openapi_lists_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/v1/artifacts", "/v1/audits", "/v1/audits/{audit_id}",
-                 "/v1/audits/{audit_id}/report", "/v1/audits/{audit_id}/cancel"):
+    for path in (
+        "/v1/artifacts",
+        "/v1/audits",
+        "/v1/audits/{audit_id}",
+        "/v1/audits/{audit_id}/report",
+        "/v1/audits/{audit_id}/cancel",
+    ):
         assert path in paths

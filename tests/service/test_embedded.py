@@ -26,7 +26,10 @@ def free_port() -> int:
 def leakgate(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -39,14 +42,20 @@ def embedded(tmp_path_factory):
     server = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_until_ready(server, proc)
         key = leakgate("keys", "create", "--tenant", "ci", env=env).stdout.strip()
         assert key.startswith("lg_")
-        yield {"env": {**env, "LEAKGATE_SERVER": server, "LEAKGATE_API_KEY": key},
-               "server": server, "home": home}
+        yield {
+            "env": {**env, "LEAKGATE_SERVER": server, "LEAKGATE_API_KEY": key},
+            "server": server,
+            "home": home,
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -54,46 +63,79 @@ def embedded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory) -> Path:
-    return build_example(tmp_path_factory.mktemp("ex"), n_members=150, n_non_members=150,
-                         epochs=25)
+    return build_example(tmp_path_factory.mktemp("ex"), n_members=150, n_non_members=150, epochs=25)
 
 
 def audit_args(example, *extra: str) -> list[str]:
-    return ["audit", "--model", str(example.model_dir), "--members", str(example.members),
-            "--non-members", str(example.non_members), "--wait", *extra]
+    return [
+        "audit",
+        "--model",
+        str(example.model_dir),
+        "--members",
+        str(example.members),
+        "--non-members",
+        str(example.non_members),
+        "--wait",
+        *extra,
+    ]
 
 
 def test_consistent_claim_exits_0_and_violation_exits_1(embedded, example, tmp_path):
     out = tmp_path / "report.json"
-    done = leakgate(*audit_args(example, "--epsilon", "50", "--report-out", str(out)),
-                    env=embedded["env"])
+    done = leakgate(
+        *audit_args(example, "--epsilon", "50", "--report-out", str(out)), env=embedded["env"]
+    )
     assert done.returncode == 0, done.stderr
     assert "consistent" in done.stderr
     assert '"verdict"' in out.read_text()
 
-    done = leakgate(*audit_args(example, "--epsilon", "0.05", "--name", "leaky"),
-                    env=embedded["env"])
+    done = leakgate(
+        *audit_args(example, "--epsilon", "0.05", "--name", "leaky"), env=embedded["env"]
+    )
     assert done.returncode == 1, done.stderr
     assert "violation" in done.stderr
-    listed = httpx.get(f"{embedded['server']}/v1/audits", params={"model_name": "leaky"},
-                       headers={"Authorization": f"Bearer {embedded['env']['LEAKGATE_API_KEY']}"})
+    listed = httpx.get(
+        f"{embedded['server']}/v1/audits",
+        params={"model_name": "leaky"},
+        headers={"Authorization": f"Bearer {embedded['env']['LEAKGATE_API_KEY']}"},
+    )
     assert listed.json()["items"][0]["verdict"] == "violation"
 
 
 def test_usage_errors_exit_3(embedded, example):
-    done = leakgate("audit", "--model", "/no/such/folder", "--members", str(example.members),
-                    "--non-members", str(example.non_members), env=embedded["env"])
+    done = leakgate(
+        "audit",
+        "--model",
+        "/no/such/folder",
+        "--members",
+        str(example.members),
+        "--non-members",
+        str(example.non_members),
+        env=embedded["env"],
+    )
     assert done.returncode == 3
     bad = example.members.parent / "bad.jsonl"
     bad.write_text('{"text": "no label here"}\n')
-    done = leakgate("audit", "--model", str(example.model_dir), "--members", str(bad),
-                    "--non-members", str(example.non_members), env=embedded["env"])
+    done = leakgate(
+        "audit",
+        "--model",
+        str(example.model_dir),
+        "--members",
+        str(bad),
+        "--non-members",
+        str(example.non_members),
+        env=embedded["env"],
+    )
     assert done.returncode == 3
     assert "label" in done.stderr
 
 
 def test_unreachable_server_exits_2(example):
-    env = {**os.environ, "LEAKGATE_API_KEY": "lg_x", "LEAKGATE_SERVER": f"http://127.0.0.1:{free_port()}"}
+    env = {
+        **os.environ,
+        "LEAKGATE_API_KEY": "lg_x",
+        "LEAKGATE_SERVER": f"http://127.0.0.1:{free_port()}",
+    }
     done = leakgate(*audit_args(example), env=env)
     assert done.returncode == 2
 

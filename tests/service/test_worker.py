@@ -12,9 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli.client import pack_model_folder
-from app.example.intent import build_example, make_intent_records, read_jsonl
-from app.example.intent import train_intent_classifier
-from tests.conftest import backend_env, new_key, reset_caches
+from app.example.intent import (
+    build_example,
+    make_intent_records,
+    read_jsonl,
+    train_intent_classifier,
+)
+from tests.conftest import REDIS_URL, backend_env, new_key, reset_caches
 from tests.service.helpers import upload
 
 pytestmark = pytest.mark.slow
@@ -157,8 +161,7 @@ def test_broker_outage_at_submit_is_repaired_by_the_sweeper(client, models, monk
     time.sleep(4)
     assert client.get(f"/v1/audits/{audit_id}", headers=auth).json()["state"] == "queued"
 
-    monkeypatch.setenv("LEAKGATE_BROKER_URL", os.environ["LEAKGATE_TEST_REDIS"]
-                       if "LEAKGATE_TEST_REDIS" in os.environ else "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("LEAKGATE_BROKER_URL", REDIS_URL)
     reset_caches()
     with session_scope() as s:
         assert audit_id in sweep_once(s, get_settings())
