@@ -1,9 +1,13 @@
-"""Reading labelled text records from JSONL or CSV, with errors that point at the bad line."""
+"""Reading records (text, label, or a black-box model's outputs) from JSONL or CSV.
+
+Errors point at the bad line, so a pipeline author can fix the file without guessing.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,16 +16,22 @@ from typing import Any, Literal
 Format = Literal["jsonl", "csv"]
 
 _SUFFIX_FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv"}
-_REQUIRED = ("text", "label")
+_OUTPUT_FIELDS = ("probs", "logits")
 
 
 @dataclass(frozen=True)
 class Record:
-    """One labelled example; `id` lets results be joined back to the user's file."""
+    """One example; `id` lets results be joined back to the user's file.
+
+    `text` is empty for prediction records (a black-box target's per-class `probs` or `logits`,
+    for models leakgate never sees); `label` is None where the task needs none (language models).
+    """
 
     text: str
-    label: str | int
+    label: str | int | None
     id: str
+    outputs: tuple[float, ...] | None = None
+    outputs_kind: str | None = None  # "probs" | "logits"
 
 
 class DatasetError(ValueError):
@@ -34,24 +44,46 @@ class DatasetError(ValueError):
 
 
 def read_records(
-    path: Path, fmt: Format | None = None, *, max_records: int | None = None
+    path: Path,
+    fmt: Format | None = None,
+    *,
+    max_records: int | None = None,
+    require_label: bool = True,
 ) -> list[Record]:
     """Read and validate every record, so a bad file fails before any model work starts.
 
     JSONL locations are file line numbers; CSV locations are row numbers counting the
     header as row 1, as spreadsheets show them. Missing files raise OSError as usual.
+    Each record needs `text`, or (JSONL only) `probs`/`logits` from a black-box model.
     """
     path = Path(path)
     fmt = _format_of(path) if fmt is None else fmt
+    required = ("label",) if require_label else ()
     if fmt == "jsonl":
-        records = _read_jsonl(path, max_records)
+        records = _read_jsonl(path, max_records, required)
     elif fmt == "csv":
-        records = _read_csv(path, max_records)
+        records = _read_csv(path, max_records, ("text", *required))
     else:
         raise DatasetError(f'unknown format "{fmt}" (use "jsonl" or "csv")')
     if not records:
         raise DatasetError("empty dataset: no records found")
+    _check_outputs_agree(records)
     return records
+
+
+def _check_outputs_agree(records: list[Record]) -> None:
+    """Model outputs must be all present or all absent, of one kind and one width."""
+    first = records[0]
+    for number, record in enumerate(records, start=1):
+        same_kind = record.outputs_kind == first.outputs_kind
+        same_width = len(record.outputs or ()) == len(first.outputs or ())
+        if not (same_kind and same_width):
+            raise DatasetError(
+                f"record {record.id!r} has {record.outputs_kind or 'no outputs'} of width "
+                f"{len(record.outputs or ())}, but the first record has "
+                f"{first.outputs_kind or 'no outputs'} of width {len(first.outputs or ())}",
+                f"record {number}",
+            )
 
 
 def _format_of(path: Path) -> Format:
@@ -76,7 +108,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def _read_jsonl(path: Path, max_records: int | None) -> list[Record]:
+def _read_jsonl(path: Path, max_records: int | None, required: tuple[str, ...]) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, str] = {}
     for number, line in _lines(path):
@@ -89,15 +121,19 @@ def _read_jsonl(path: Path, max_records: int | None) -> list[Record]:
             raise DatasetError(f"not valid JSON ({error.msg})", location) from None
         if not isinstance(item, dict):
             raise DatasetError(f"expected a JSON object, got {_json_type(item)}", location)
-        for name in _REQUIRED:
+        for name in required:
             if name not in item:
                 raise DatasetError(f'missing field "{name}"', location)
+        if "label" in required and item["label"] is None:
+            raise DatasetError('"label" must be a string or an integer, got null', location)
+        if "text" not in item and not any(name in item for name in _OUTPUT_FIELDS):
+            raise DatasetError('missing field "text" (or "probs"/"logits")', location)
         _check_room(records, max_records, location)
         records.append(_record(item, str(number), location, seen))
     return records
 
 
-def _read_csv(path: Path, max_records: int | None) -> list[Record]:
+def _read_csv(path: Path, max_records: int | None, required: tuple[str, ...]) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, str] = {}
     reader = csv.reader(line for _, line in _lines(path))
@@ -105,7 +141,7 @@ def _read_csv(path: Path, max_records: int | None) -> list[Record]:
         header = [name.strip() for name in next(reader, [])]
         if not any(header):
             raise DatasetError("empty dataset: no header row")
-        _check_header(header)
+        _check_header(header, required)
         for number, row in enumerate(reader, start=2):
             if not any(field.strip() for field in row):
                 continue
@@ -121,11 +157,11 @@ def _read_csv(path: Path, max_records: int | None) -> list[Record]:
     return records
 
 
-def _check_header(header: list[str]) -> None:
+def _check_header(header: list[str], required: tuple[str, ...]) -> None:
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise DatasetError(f'duplicate column "{duplicates[0]}"', "row 1")
-    missing = [name for name in _REQUIRED if name not in header]
+    missing = [name for name in required if name not in header]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         names = ", ".join(f'"{name}"' for name in missing)
@@ -139,13 +175,14 @@ def _check_room(records: list[Record], max_records: int | None, location: str) -
 
 
 def _record(item: dict[str, Any], number: str, location: str, seen: dict[str, str]) -> Record:
-    text = item["text"]
+    outputs, outputs_kind = _outputs(item, location)
+    text = item.get("text", "")
     if not isinstance(text, str):
         raise DatasetError(f'"text" must be a string, got {_json_type(text)}', location)
-    if not text.strip():
+    if outputs is None and not text.strip():
         raise DatasetError("empty text", location)
-    label = item["label"]
-    if isinstance(label, bool) or not isinstance(label, str | int):
+    label = item.get("label")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, str | int)):
         raise DatasetError(
             f'"label" must be a string or an integer, got {_json_type(label)}', location
         )
@@ -157,7 +194,32 @@ def _record(item: dict[str, Any], number: str, location: str, seen: dict[str, st
             f'duplicate id "{record_id}" (first seen on {seen[record_id]})', location
         )
     seen[record_id] = location
-    return Record(text=text, label=label, id=record_id)
+    return Record(
+        text=text, label=label, id=record_id, outputs=outputs, outputs_kind=outputs_kind
+    )
+
+
+def _outputs(item: dict[str, Any], location: str) -> tuple[tuple[float, ...] | None, str | None]:
+    """A black-box model's per-class outputs: `probs` (summing to 1) or raw `logits`."""
+    present = [name for name in _OUTPUT_FIELDS if name in item]
+    if not present:
+        return None, None
+    if len(present) > 1:
+        raise DatasetError('give either "probs" or "logits", not both', location)
+    kind = present[0]
+    values = item[kind]
+    if (
+        not isinstance(values, list)
+        or len(values) < 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    ):
+        raise DatasetError(f'"{kind}" must be an array of at least two numbers', location)
+    floats = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) for v in floats):
+        raise DatasetError(f'"{kind}" holds a non-finite number', location)
+    if kind == "probs" and (min(floats) < 0 or abs(sum(floats) - 1) > 1e-3):
+        raise DatasetError('"probs" must be non-negative and sum to 1', location)
+    return floats, kind
 
 
 def _record_id(value: Any, number: str, location: str) -> str:

@@ -119,6 +119,7 @@ class RecordAtRisk(_Schema):
     record_id: str
     sha256: str
     score: float
+    flagged_at_fpr: float = Field(ge=0, le=1)
     attack: str
     label: str | None = None
     text: str | None = None

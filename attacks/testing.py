@@ -1,12 +1,20 @@
-"""Tiny, untrained text classifiers saved like real ones, for tests that must not download."""
+"""Tiny text classifiers and causal LMs saved like real ones, for tests that must not download."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 _SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 
@@ -65,5 +73,82 @@ def build_tiny_text_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BertForSequenceClassification(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+_END_OF_TEXT = "<|endoftext|>"
+_UNKNOWN = "<unk>"
+
+
+def build_tiny_causal_lm(
+    folder: Path, texts: list[str], *, hidden_size: int = 32, layers: int = 2, seed: int = 0
+) -> Path:
+    """Save a random-weight GPT-2 and a whitespace word-level tokenizer trained on `texts`.
+
+    Like GPT-2, `<|endoftext|>` is the BOS and EOS token, nothing is added to encoded texts
+    and there is no pad token, so loading must supply one. Words outside `texts` map to <unk>.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer(models.WordLevel(unk_token=_UNKNOWN))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.train_from_iterator(
+        texts, trainers.WordLevelTrainer(special_tokens=[_END_OF_TEXT, _UNKNOWN], min_frequency=1)
+    )
+    end_of_text = tokenizer.token_to_id(_END_OF_TEXT)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=_END_OF_TEXT,
+        eos_token=_END_OF_TEXT,
+        unk_token=_UNKNOWN,
+        model_max_length=128,
+    ).save_pretrained(folder)
+
+    config = GPT2Config(
+        vocab_size=tokenizer.get_vocab_size(),
+        n_positions=128,
+        n_embd=hidden_size,
+        n_layer=layers,
+        n_head=2,
+        bos_token_id=end_of_text,
+        eos_token_id=end_of_text,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def train_tiny_causal_lm(
+    folder: Path, texts: list[str], *, epochs: int, lr: float = 3e-3, seed: int = 0
+) -> Path:
+    """Fit the model in `folder` to `texts` in place (full-batch AdamW), making them members."""
+    folder = Path(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, local_files_only=True, use_safetensors=True
+    )
+    pad_id = tokenizer.eos_token_id
+    encoded = [tokenizer(text)["input_ids"] for text in texts]
+    longest = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(texts), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+    model.eval()
     model.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -89,15 +89,20 @@ def inspect_dataset(path: Path, filename: str, *, max_records: int) -> dict[str,
     """Parse the whole dataset once so that a bad line is reported now, not in the worker."""
     fmt = dataset_format(filename)
     try:
-        records = read_records(path, fmt, max_records=max_records)
+        records = read_records(path, fmt, max_records=max_records, require_label=False)
     except DatasetError as exc:
         raise ArtifactRejected(f"dataset {filename}: {exc}") from exc
-    labels = sorted({str(r.label) for r in records})
+    labels = sorted({str(r.label) for r in records if r.label is not None})
+    missing_labels = sum(r.label is None for r in records)
     return {
         "format": fmt,
         "n_records": len(records),
         "labels": labels[:MAX_LABELS_IN_META],
         "n_labels": len(labels),
+        "missing_labels": missing_labels,
+        "has_text": all(r.text for r in records),
+        "outputs_kind": records[0].outputs_kind,
+        "n_outputs": len(records[0].outputs or ()),
     }
 
 

@@ -5,12 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attacks.mia import ATTACKS
 from attacks.report import DPClaim
 
-DEFAULT_ATTACKS = ["loss", "confidence"]
+Task = Literal["text-classification", "causal-lm", "predictions"]
+
+CLASSIFIER_THRESHOLD_ATTACKS = ("loss", "confidence", "probability", "hinge", "modified_entropy")
+REFERENCE_ATTACKS = (
+    "lira",
+    "lira-offline",
+    "lira-global",
+    "lira-offline-global",
+    "rmia",
+    "rmia-offline",
+)
+LM_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference_ratio")
+ATTACKS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "text-classification": CLASSIFIER_THRESHOLD_ATTACKS + REFERENCE_ATTACKS,
+    "predictions": CLASSIFIER_THRESHOLD_ATTACKS,
+    "causal-lm": LM_ATTACKS,
+}
 
 
 class ModelLabel(BaseModel):
@@ -29,7 +45,48 @@ class AuditOptions(BaseModel):
     max_length: int = Field(default=128, ge=8, le=4096)
     n_bootstrap: int = Field(default=1000, ge=100, le=20000)
     confidence: float = Field(default=0.95, ge=0.5, le=0.999)
+    min_k: float = Field(default=0.2, gt=0, le=1, description="k of Min-K% and Min-K%++")
     seed: int = 0
+
+
+class TrainOptions(BaseModel):
+    """Fine-tuning hyperparameters for reference models the worker trains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(default=10, ge=1, le=200)
+    lr: float = Field(default=1e-3, gt=0, le=1)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+
+
+class UploadedReference(BaseModel):
+    """A reference model the pipeline trained itself, and which records it trained on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="model artifact id")
+    trained_on: list[str] = Field(
+        max_length=1_000_000,
+        description="ids of the audited or population records in its training set",
+    )
+
+
+class ReferenceSpec(BaseModel):
+    """Reference models for LiRA/RMIA: trained by the worker, or uploaded with their splits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["online", "offline"] = Field(
+        default="online",
+        description="online: audited records are in half of the references; offline: in none",
+    )
+    count: int = Field(default=8, ge=1, le=64, description="models to train")
+    train: TrainOptions = Field(default_factory=TrainOptions)
+    base_model: str | None = Field(
+        default=None, description="model artifact to fine-tune from (default: fresh weights)"
+    )
+    uploaded: list[UploadedReference] = Field(default_factory=list, max_length=64)
 
 
 class AuditSpec(BaseModel):
@@ -38,23 +95,69 @@ class AuditSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelLabel
-    task: Literal["text-classification"] = "text-classification"
-    target: str = Field(description="model artifact id")
+    task: Task = "text-classification"
+    target: str | None = Field(default=None, description="model artifact id (not for predictions)")
     members: str = Field(description="dataset artifact id: records the model trained on")
     non_members: str = Field(description="dataset artifact id: records it did not train on")
-    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS), min_length=1)
+    population: str | None = Field(
+        default=None, description="dataset artifact id: more records from the same distribution"
+    )
+    reference_lm: str | None = Field(
+        default=None, description="causal-lm: a reference language model artifact"
+    )
+    attacks: list[str] | None = Field(default=None, description="default: by task and inputs")
+    references: ReferenceSpec | None = None
     dp_claim: DPClaim | None = None
+    include_text: bool = Field(default=False, description="put record text in records at risk")
+    records_at_risk: int = Field(default=20, ge=0, le=1000)
     options: AuditOptions = Field(default_factory=AuditOptions)
 
-    @field_validator("attacks")
-    @classmethod
-    def _known_attacks(cls, value: list[str]) -> list[str]:
-        unknown = [a for a in value if a not in ATTACKS]
+    @model_validator(mode="after")
+    def _consistent(self) -> AuditSpec:
+        if self.task == "predictions":
+            if self.target is not None:
+                raise ValueError("task predictions takes no target model: upload outputs instead")
+        elif self.target is None:
+            raise ValueError(f"task {self.task} needs a target model artifact")
+        if self.reference_lm is not None and self.task != "causal-lm":
+            raise ValueError("reference_lm is for task causal-lm only")
+        if self.attacks is None:
+            self.attacks = default_attacks(self)
+        allowed = ATTACKS_BY_TASK[self.task]
+        unknown = [a for a in self.attacks if a not in allowed or a not in ATTACKS]
         if unknown:
-            raise ValueError(f"unknown attack(s) {unknown}; known: {sorted(ATTACKS)}")
-        if len(set(value)) != len(value):
-            raise ValueError("attacks must not repeat")
-        return value
+            raise ValueError(
+                f"unknown attack(s) {unknown} for task {self.task}; known: {list(allowed)}"
+            )
+        if not self.attacks or len(set(self.attacks)) != len(self.attacks):
+            raise ValueError("attacks must be a non-empty list without repeats")
+        if self.uses_references and self.population is None:
+            raise ValueError(
+                f"attacks {[a for a in self.attacks if a in REFERENCE_ATTACKS]} need a "
+                "population dataset (records from the same distribution as the training data)"
+            )
+        if "reference_ratio" in self.attacks and self.reference_lm is None:
+            raise ValueError("attack reference_ratio needs a reference_lm artifact")
+        return self
+
+    @property
+    def uses_references(self) -> bool:
+        return any(a in REFERENCE_ATTACKS for a in self.attacks or ())
+
+    @property
+    def reference_spec(self) -> ReferenceSpec:
+        return self.references or ReferenceSpec()
+
+
+def default_attacks(spec: AuditSpec) -> list[str]:
+    """Every cheap attack that fits the task, plus LiRA and RMIA when a population is given."""
+    if spec.task == "causal-lm":
+        base = ["loss", "zlib", "min_k", "min_k_plus_plus"]
+        return base + (["reference_ratio"] if spec.reference_lm else [])
+    base = ["loss", "confidence"]
+    if spec.task == "text-classification" and spec.population is not None:
+        base += ["lira", "rmia"]
+    return base
 
 
 AuditState = Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 
 from sqlalchemy import func, select
@@ -35,34 +37,91 @@ def _artifact(
     return artifact
 
 
-def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
-    """Everything that can fail before a worker touches the audit fails here, with a reason."""
-    target = _artifact(db_session, tenant, "target", spec.target, "model")
-    datasets = {
-        "members": _artifact(db_session, tenant, "members", spec.members, "dataset"),
-        "non_members": _artifact(db_session, tenant, "non_members", spec.non_members, "dataset"),
-    }
-    architectures = target.meta.get("architectures") or []
-    if spec.task == "text-classification" and not any(
-        a.endswith("ForSequenceClassification") for a in architectures
-    ):
+CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
+def _check_architecture(field: str, model: Artifact, task: str) -> None:
+    architectures = model.meta.get("architectures") or []
+    suffixes = (
+        ("ForSequenceClassification",) if task == "text-classification" else CAUSAL_LM_SUFFIXES
+    )
+    if not any(a.endswith(suffixes) for a in architectures):
+        wanted = " or ".join(f"*{x}" for x in suffixes)
         raise SpecRejected(
-            f"target: task text-classification needs a *ForSequenceClassification model; "
-            f"config.json names {architectures or 'no architecture'}"
+            f"{field}: task {task} needs a {wanted} model; config.json names "
+            f"{architectures or 'no architecture'}"
         )
-    known = set(target.meta.get("labels") or [])
-    num_labels = int(target.meta.get("num_labels") or 0)
-    for field, dataset in datasets.items():
-        labels = dataset.meta.get("labels") or []
+
+
+def _check_dataset(field: str, dataset: Artifact, spec: AuditSpec, target: Artifact | None) -> None:
+    meta = dataset.meta
+    if spec.task in ("text-classification", "predictions") and meta.get("missing_labels"):
+        raise SpecRejected(
+            f"{field}: {meta['missing_labels']} record(s) have no label; task {spec.task} needs one"
+        )
+    if spec.task == "predictions":
+        if not meta.get("outputs_kind"):
+            raise SpecRejected(
+                f"{field}: task predictions needs each record's model outputs "
+                '("probs" or "logits" arrays, JSONL)'
+            )
+        width = int(meta["n_outputs"])
+        bad = [lab for lab in meta.get("labels") or [] if not _is_index(lab, width)]
+        if bad:
+            raise SpecRejected(
+                f"{field}: labels {bad[:5]} are not class indices 0..{width - 1} of the outputs"
+            )
+        return
+    if not meta.get("has_text", True):
+        raise SpecRejected(f"{field}: task {spec.task} needs a text for every record")
+    if spec.task == "text-classification" and target is not None:
+        known = set(target.meta.get("labels") or [])
+        num_labels = int(target.meta.get("num_labels") or 0)
         unknown = [
             lab
-            for lab in labels
-            if lab not in known and not (lab.lstrip("-").isdigit() and 0 <= int(lab) < num_labels)
+            for lab in meta.get("labels") or []
+            if lab not in known and not _is_index(lab, num_labels)
         ]
         if unknown:
             raise SpecRejected(
                 f"{field}: labels {unknown[:5]} are not classes of the model "
                 f"(its labels: {sorted(known)[:20]})"
+            )
+
+
+def _is_index(label: str, width: int) -> bool:
+    return label.isdigit() and int(label) < width
+
+
+def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
+    """Everything that can fail before a worker touches the audit fails here, with a reason."""
+    target = None
+    if spec.target is not None:
+        target = _artifact(db_session, tenant, "target", spec.target, "model")
+        _check_architecture("target", target, spec.task)
+    datasets = {"members": spec.members, "non_members": spec.non_members}
+    if spec.population is not None:
+        datasets["population"] = spec.population
+    widths = set()
+    for field, artifact_id in datasets.items():
+        dataset = _artifact(db_session, tenant, field, artifact_id, "dataset")
+        _check_dataset(field, dataset, spec, target)
+        widths.add(dataset.meta.get("n_outputs"))
+    if spec.task == "predictions" and len(widths) > 1:
+        raise SpecRejected(f"the datasets' outputs have different widths: {sorted(widths)}")
+    if spec.reference_lm is not None:
+        reference = _artifact(db_session, tenant, "reference_lm", spec.reference_lm, "model")
+        _check_architecture("reference_lm", reference, "causal-lm")
+    if spec.references is not None and spec.uses_references:
+        if spec.references.base_model is not None:
+            base = _artifact(
+                db_session, tenant, "references.base_model", spec.references.base_model, "model"
+            )
+            _check_architecture("references.base_model", base, spec.task)
+        for i, uploaded in enumerate(spec.references.uploaded):
+            field = f"references.uploaded[{i}].model"
+            _check_architecture(
+                field, _artifact(db_session, tenant, field, uploaded.model, "model"), spec.task
             )
 
 
@@ -137,6 +196,28 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
 
 def get_report(*, db_session: Session, audit: Audit) -> Report | None:
     return db_session.get(Report, audit.id)
+
+
+RECORD_COLUMNS = (
+    "rank",
+    "record_id",
+    "sha256",
+    "score",
+    "flagged_at_fpr",
+    "attack",
+    "label",
+    "text",
+)
+
+
+def records_csv(report_body: dict) -> str:
+    """Records at risk from a stored report, one CSV row each; text stays empty unless allowed."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in report_body.get("records_at_risk", []):
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in RECORD_COLUMNS})
+    return out.getvalue()
 
 
 def to_read(audit: Audit) -> AuditRead:

@@ -78,6 +78,20 @@ def get_report(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> 
     return report.body
 
 
+@router.get("/{audit_id}/records.csv", response_class=Response)
+def get_records_at_risk(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> Response:
+    """The members the strongest attack singles out, as CSV (text only if the spec allowed it)."""
+    audit = _audit_or_404(db_session, tenant, audit_id)
+    report = service.get_report(db_session=db_session, audit=audit)
+    if report is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"audit {audit_id} has no report yet")
+    return Response(
+        service.records_csv(report.body),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{audit_id}-records.csv"'},
+    )
+
+
 @router.post("/{audit_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=AuditRead)
 def cancel_audit(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> AuditRead:
     audit = _audit_or_404(db_session, tenant, audit_id)

@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered pages of a tenant's audits and their leakage reports."""

@@ -102,7 +102,7 @@ def roc_svg(
         'fill="#fff" stroke="#8a8f98"/>',
     ]
     parts += _ticks(frame)
-    parts += _axis_titles(frame, width, height)
+    parts += _axis_titles(frame, height)
     # Chance: TPR = FPR, a straight line on log-log axes, from where both axes reach it.
     start = max(frame.x_min, frame.y_min)
     parts.append(
@@ -158,7 +158,7 @@ def _ticks(frame: LogLogFrame) -> list[str]:
     return out
 
 
-def _axis_titles(frame: LogLogFrame, width: int, height: int) -> list[str]:
+def _axis_titles(frame: LogLogFrame, height: int) -> list[str]:
     middle_x = (frame.left + frame.right) / 2
     middle_y = (frame.top + frame.bottom) / 2
     return [

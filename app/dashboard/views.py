@@ -1,5 +1,348 @@
-"""Server-rendered dashboard of a tenant's audits (placeholder until the pages land)."""
+"""Server-rendered dashboard of a tenant's audits: login, the audit list and one audit's report.
 
-from fastapi import APIRouter
+The API key travels in an HttpOnly, SameSite=Strict cookie, so pages work in a plain browser
+without JavaScript while other sites can neither read the key nor post forms with it. Pages are
+HTML built from templates in `templates/`; the one stylesheet is served from `static/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.deps import SessionDep
+from app.audits import service
+from app.audits.models import FINAL_STATES, STATES, Audit
+from app.dashboard.formatting import FILTERS, as_utc
+from app.dashboard.report_view import ReportView, build_report_view
+from app.tenants.models import Tenant
+from app.tenants.service import tenant_for_key
+from attacks.report import REPORT_SCHEMA_VERSION, LeakageReport
+
+COOKIE = "leakgate_key"
+COOKIE_PATH = "/dashboard"
+HOME = "/dashboard"
+LOGIN = "/dashboard/login"
+VERDICTS = ("violation", "consistent", "no-claim")
+ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
+REFRESH_S = 2
+PAGE_SIZE = 25
+MODEL_NAMES_SHOWN = 200
+
+_HERE = Path(__file__).resolve().parent
+_STATIC = {p.name: p for p in (_HERE / "static").iterdir() if p.is_file()}
+# Pages hold one tenant's results: never cached, never framed (the Cancel button), no scripts.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+_NOTICES = {
+    "cancelled": "Audit cancelled.",
+    "cancel-requested": "Cancellation requested: the worker stops at its next step.",
+    "already-ended": "The audit had already ended, so there was nothing to cancel.",
+}
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(FILTERS)
+templates = Jinja2Templates(env=_env)
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+
+def _page(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    tenant: Tenant | None,
+    status_code: int = status.HTTP_200_OK,
+    refresh: bool = False,
+) -> HTMLResponse:
+    """Render a page with the values every page's frame needs and the safety headers."""
+    full = {"tenant": tenant, "refresh_s": REFRESH_S if refresh else None, **context}
+    return templates.TemplateResponse(
+        request, name, full, status_code=status_code, headers=_PAGE_HEADERS
+    )
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _cookie_tenant(request: Request, db_session: SessionDep) -> Tenant | None:
+    key = request.cookies.get(COOKIE)
+    return tenant_for_key(db_session=db_session, key=key) if key else None
+
+
+def dashboard_tenant(request: Request, db_session: SessionDep) -> Tenant:
+    """The tenant whose key is in the cookie; otherwise off to the login page (303)."""
+    tenant = _cookie_tenant(request, db_session)
+    if tenant is None:
+        raise HTTPException(status.HTTP_303_SEE_OTHER, "log in first", headers={"Location": LOGIN})
+    return tenant
+
+
+DashboardTenant = Annotated[Tenant, Depends(dashboard_tenant)]
+
+
+def _not_found(request: Request, tenant: Tenant, audit_id: str) -> HTMLResponse:
+    """Another tenant's audit looks exactly like a missing one."""
+    return _page(
+        request,
+        "error.html",
+        {"title": "Audit not found", "message": f"There is no audit {audit_id} in this account."},
+        tenant=tenant,
+        status_code=status.HTTP_404_NOT_FOUND,
+    )
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    """The service's front door is the dashboard."""
+    return _redirect(HOME)
+
+
+@router.get("/dashboard/static/{name}")
+def static_file(name: str) -> FileResponse:
+    """Only the files shipped in `static/` are served (no paths, so no traversal)."""
+    path = _STATIC.get(name)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name}")
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/dashboard/login")
+def login_form(request: Request, db_session: SessionDep) -> Response:
+    """The key form; someone already logged in goes straight to the list."""
+    if _cookie_tenant(request, db_session) is not None:
+        return _redirect(HOME)
+    return _page(request, "login.html", {"error": None}, tenant=None)
+
+
+@router.post("/dashboard/login")
+def login(
+    request: Request, db_session: SessionDep, api_key: Annotated[str, Form()] = ""
+) -> Response:
+    """Check the key and keep it in the cookie; a wrong key gets the form back with 401."""
+    key = api_key.strip()
+    tenant = tenant_for_key(db_session=db_session, key=key) if key else None
+    if tenant is None:
+        error = "Unknown or revoked API key." if key else "Enter an API key."
+        return _page(
+            request,
+            "login.html",
+            {"error": error},
+            tenant=None,
+            status_code=status.HTTP_401_UNAUTHORIZED,
+        )
+    response = _redirect(HOME)
+    response.set_cookie(
+        COOKIE,
+        key,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/dashboard/logout")
+def logout() -> RedirectResponse:
+    """Forget the key in this browser (the key itself stays valid for the CLI)."""
+    response = _redirect(LOGIN)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+    return response
+
+
+def _list_url(filters: dict[str, str], *, limit: int, offset: int) -> str:
+    """A list URL keeping the filters in use (empty ones left out)."""
+    query = {k: v for k, v in filters.items() if v}
+    if limit != PAGE_SIZE:
+        query["limit"] = str(limit)
+    if offset:
+        query["offset"] = str(offset)
+    return f"{HOME}?{urlencode(query)}" if query else HOME
+
+
+def _model_names(db_session: Session, tenant: Tenant) -> list[str]:
+    """The tenant's model names, offered as suggestions since the filter matches exactly."""
+    names = db_session.scalars(
+        select(Audit.model_name)
+        .where(Audit.tenant_id == tenant.id)
+        .distinct()
+        .order_by(Audit.model_name)
+        .limit(MODEL_NAMES_SHOWN)
+    )
+    return list(names)
+
+
+@router.get("/dashboard")
+def audit_list(
+    request: Request,
+    tenant: DashboardTenant,
+    db_session: SessionDep,
+    model_name: str = "",
+    state: str = "",
+    verdict: str = "",
+    limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    """The tenant's audits, newest first; refreshes itself while any shown one is in flight."""
+    filters = {
+        "model_name": model_name.strip(),
+        "state": state if state in STATES else "",
+        "verdict": verdict if verdict in VERDICTS else "",
+    }
+    audits, total = service.get_all(
+        db_session=db_session,
+        tenant=tenant,
+        model_name=filters["model_name"] or None,
+        state=filters["state"] or None,
+        verdict=filters["verdict"] or None,
+        limit=limit,
+        offset=offset,
+    )
+    rows = [service.to_read(audit) for audit in audits]
+    context = {
+        "rows": rows,
+        "total": total,
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "states": STATES,
+        "verdicts": VERDICTS,
+        "model_names": _model_names(db_session, tenant),
+        "first": offset + 1 if rows else 0,
+        "last": offset + len(rows),
+        "prev_url": _list_url(filters, limit=limit, offset=max(0, offset - limit))
+        if offset > 0
+        else None,
+        "next_url": _list_url(filters, limit=limit, offset=offset + limit)
+        if offset + limit < total
+        else None,
+        "clear_url": _list_url({}, limit=limit, offset=0),
+    }
+    active = any(row.state in ACTIVE_STATES for row in rows)
+    return _page(request, "list.html", context, tenant=tenant, refresh=active)
+
+
+def _load_report(db_session: Session, audit: Audit) -> tuple[ReportView | None, str | None]:
+    """The report ready to show, or why it cannot be shown (never a 500 for a bad body)."""
+    stored = service.get_report(db_session=db_session, audit=audit)
+    if stored is None:
+        return None, "This audit succeeded but its report is missing."
+    try:
+        report = LeakageReport.model_validate(stored.body)
+    except ValidationError as exc:
+        return None, (
+            f"The stored report (schema version {stored.schema_version}) does not match the "
+            f"schema this server reads (version {REPORT_SCHEMA_VERSION}): "
+            f"{exc.error_count()} problem(s). Download the JSON to inspect it."
+        )
+    return build_report_view(report), None
+
+
+@router.get("/dashboard/audits/{audit_id}")
+def audit_detail(
+    request: Request,
+    audit_id: str,
+    tenant: DashboardTenant,
+    db_session: SessionDep,
+    notice: str = "",
+) -> HTMLResponse:
+    """One audit: its state while in flight, its full report once it has succeeded."""
+    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    if audit is None:
+        return _not_found(request, tenant, audit_id)
+    view, report_error = (None, None)
+    if audit.state == "succeeded":
+        view, report_error = _load_report(db_session, audit)
+    duration = None
+    if audit.started_at and audit.finished_at:
+        duration = (as_utc(audit.finished_at) - as_utc(audit.started_at)).total_seconds()
+    spec = audit.spec or {}
+    context = {
+        "audit": service.to_read(audit),
+        "active": audit.state in ACTIVE_STATES,
+        "attempts": audit.attempts,
+        "requested_attacks": spec.get("attacks") or [],
+        "dp_claim": spec.get("dp_claim"),
+        "duration": duration,
+        "notice": _NOTICES.get(notice),
+        "view": view,
+        "report_error": report_error,
+    }
+    return _page(
+        request,
+        "detail.html",
+        context,
+        tenant=tenant,
+        refresh=audit.state not in FINAL_STATES,
+    )
+
+
+@router.post("/dashboard/audits/{audit_id}/cancel")
+def cancel_audit(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """Cancel (queued) or flag for cancellation (running), then show the audit again."""
+    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    if audit is None:
+        return _not_found(request, tenant, audit_id)
+    try:
+        audit = service.cancel(db_session=db_session, audit=audit)
+    except service.SpecRejected:
+        notice = "already-ended"
+    else:
+        notice = "cancelled" if audit.state == "cancelled" else "cancel-requested"
+    return _redirect(f"{HOME}/audits/{audit_id}?notice={notice}")
+
+
+@router.get("/dashboard/audits/{audit_id}/report.json")
+def report_json(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
+    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    if audit is None:
+        return _not_found(request, tenant, audit_id)
+    stored = service.get_report(db_session=db_session, audit=audit)
+    if stored is None:
+        return _page(
+            request,
+            "error.html",
+            {
+                "title": "No report yet",
+                "message": f"Audit {audit_id} has no report: it is {audit.state}.",
+            },
+            tenant=tenant,
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    filename = f"leakgate-report-{audit_id}.json"
+    return JSONResponse(
+        stored.body,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,203 @@
+"""A Hugging Face causal LM loaded from a local folder, scored once per token for LM signals."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from attacks.lm_signals import TokenStats
+from attacks.report import TargetInfo
+
+SIGMA_EPSILON = 1e-6
+"""Floor on sigma_t, so a near one-hot prediction cannot divide the Min-K%++ score by zero."""
+
+RecordTokens = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(log_prob, mu, sigma) over one record's predicted tokens, float64."""
+
+
+def token_statistics_from_logits(
+    logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> list[RecordTokens]:
+    """Per-row log p(x_t), mu_t and sigma_t from next-token logits [batch, length, vocab].
+
+    Position t is predicted by the logits at t-1, and counts only when both are real tokens,
+    so padding on either side is ignored. Rows are done one at a time: besides the logits,
+    only one [tokens, vocab] tensor is alive, which keeps memory bounded for large vocabularies.
+    Works in float64 when the logits are float64 (tests), float32 otherwise.
+    """
+    if logits.ndim != 3 or tuple(input_ids.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"logits must be [batch, length, vocab] and input_ids [batch, length], got "
+            f"{tuple(logits.shape)} and {tuple(input_ids.shape)}"
+        )
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    real = attention_mask.bool()
+    predicted = real[:, 1:] & real[:, :-1]
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    rows: list[RecordTokens] = []
+    for row in range(logits.shape[0]):
+        keep = predicted[row]
+        if not bool(keep.any()):
+            raise ValueError(f"row {row} has fewer than two real tokens: nothing is predicted")
+        log_p = torch.log_softmax(logits[row, :-1][keep].to(dtype), dim=-1)
+        targets = input_ids[row, 1:][keep]
+        log_prob = log_p.gather(-1, targets[:, None])[:, 0]
+        p = log_p.exp()
+        support = p > 0  # 0 * log 0 = 0 where a vocabulary entry is masked to -inf
+        mu = torch.where(support, p * log_p, 0.0).sum(-1)
+        # Centred form of sum_v p (log p)^2 - mu^2: equal, but never negative from rounding.
+        centred = torch.where(support, log_p - mu[:, None], 0.0)
+        sigma = (p * centred.square()).sum(-1).sqrt().clamp_min(SIGMA_EPSILON)
+        rows.append(
+            (
+                log_prob.double().cpu().numpy(),
+                mu.double().cpu().numpy(),
+                sigma.double().cpu().numpy(),
+            )
+        )
+    return rows
+
+
+class CausalLM:
+    """The audited language model as a black box: texts in, per-token statistics out."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+
+    @classmethod
+    def load(cls, path: Path, device: str | None = None) -> CausalLM:
+        """Load weights and tokenizer from a local folder only: safetensors, no remote code,
+        so an uploaded model cannot run code or reach the network."""
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, use_safetensors=True, trust_remote_code=False
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False
+        )
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            # Most causal LMs ship without a pad token; batching needs one (it is masked out).
+            tokenizer.pad_token = tokenizer.eos_token
+            if model.config.pad_token_id is None:
+                model.config.pad_token_id = tokenizer.pad_token_id
+        model.to(device)
+        model.eval()
+        return cls(model, tokenizer, device)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.model.parameters())
+
+    @property
+    def context_length(self) -> int | None:
+        """The most positions the model can take, when its config says."""
+        value = getattr(self.model.config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    def target_info(self) -> TargetInfo:
+        """What the report says about the audited model."""
+        return TargetInfo(
+            task="causal-lm",
+            model_type=getattr(self.model.config, "model_type", None),
+            n_parameters=self.n_parameters,
+        )
+
+    def token_statistics(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 16,
+        max_length: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TokenStats:
+        """Per-token log p, mu and sigma for every text, in the order of `texts`.
+
+        Each text is cut to its first `max_length` tokens (and the model's context length);
+        zlib sizes are then measured on the part that was scored. Texts are batched by length
+        to cut padding; mixed precision is used on CUDA only. Raises ValueError naming the
+        first record that has fewer than two tokens, before any model work.
+        """
+        if batch_size < 1 or max_length < 2:
+            raise ValueError("batch_size must be positive and max_length at least 2")
+        texts = list(texts)
+        if any(not isinstance(text, str) for text in texts):
+            raise TypeError("texts must be strings")
+        if self.context_length is not None:
+            max_length = min(max_length, self.context_length)
+        if not texts:
+            return TokenStats.from_arrays([], [], [], [])
+        fast = bool(getattr(self.tokenizer, "is_fast", False))
+        encoded = self.tokenizer(
+            texts, truncation=True, max_length=max_length, return_offsets_mapping=fast
+        )
+        ids: list[list[int]] = encoded["input_ids"]
+        for index, record_ids in enumerate(ids):
+            if len(record_ids) < 2:
+                raise ValueError(
+                    f"record {index} has {len(record_ids)} token(s); at least two are needed "
+                    "so that one is predicted from the text before it"
+                )
+        offsets = encoded["offset_mapping"] if fast else [None] * len(texts)
+        scored = [
+            _scored_text(text, spans, len(record_ids), max_length)
+            for text, spans, record_ids in zip(texts, offsets, ids, strict=True)
+        ]
+
+        results: list[RecordTokens | None] = [None] * len(texts)
+        order = np.argsort(-np.array([len(record_ids) for record_ids in ids]), kind="stable")
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), batch_size):
+                batch = order[start : start + batch_size]
+                input_ids, attention_mask = self._right_padded([ids[i] for i in batch])
+                logits = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                ).logits
+                rows = token_statistics_from_logits(logits, input_ids, attention_mask)
+                del logits
+                for index, row in zip(batch, rows, strict=True):
+                    results[index] = row
+                if progress is not None:
+                    progress(min(start + batch_size, len(texts)), len(texts))
+        done = [row for row in results if row is not None]
+        return TokenStats.from_arrays(
+            scored, [row[0] for row in done], [row[1] for row in done], [row[2] for row in done]
+        )
+
+    def _right_padded(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad on the right whatever the tokenizer's padding side, so that real tokens keep
+        positions 0..L-1 and never attend to padding (which comes after them)."""
+        longest = max(len(record_ids) for record_ids in batch)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, record_ids in enumerate(batch):
+            input_ids[row, : len(record_ids)] = torch.tensor(record_ids, dtype=torch.long)
+            attention_mask[row, : len(record_ids)] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if torch.device(self.device).type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _scored_text(
+    text: str, spans: Sequence[tuple[int, int]] | None, n_tokens: int, max_length: int
+) -> str:
+    """The part of `text` the model saw: up to the last kept token's end when truncation cut
+    real content, so the zlib ratio compares the loss with the entropy of the same text."""
+    if spans is None or n_tokens < max_length:
+        return text
+    end = max((stop for _, stop in spans), default=len(text))
+    return text[:end] if text[end:].strip() else text

@@ -1,0 +1,90 @@
+"""What every stage of one audit needs: the spec, its artifacts, storage and progress."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app.artifacts.models import Artifact
+from app.artifacts.storage import Storage
+from app.audits import lifecycle
+from app.audits.models import Audit
+from app.audits.schemas import AuditSpec
+from app.core.config import Settings
+from attacks.data import Record, read_records
+
+
+class ProgressReporter:
+    """Writes progress at most every `min_interval_s` and checks for cancellation each time."""
+
+    def __init__(
+        self, db_session: Session, audit_id: str, worker: str, min_interval_s: float = 0.5
+    ) -> None:
+        self.db_session, self.audit_id, self.worker = db_session, audit_id, worker
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+
+    def __call__(self, progress: float, stage: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.min_interval_s:
+            self._last = now
+            lifecycle.report_progress(
+                self.db_session, self.audit_id, worker=self.worker, progress=progress, stage=stage
+            )
+
+    def span(self, start: float, end: float, stage: str) -> Callable[[int, int], None]:
+        """A (done, total) callback mapping step progress onto [start, end] of the whole audit."""
+        return lambda done, total: self(start + (end - start) * done / max(total, 1), stage)
+
+
+@dataclass
+class AuditContext:
+    db_session: Session
+    audit: Audit
+    spec: AuditSpec
+    settings: Settings
+    storage: Storage
+    progress: ProgressReporter
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def artifact(self, artifact_id: str) -> Artifact:
+        found = self.db_session.get(Artifact, artifact_id)
+        if found is None or found.tenant_id != self.audit.tenant_id:
+            raise LookupError(f"artifact {artifact_id} is gone")
+        return found
+
+    def model_dir(self, artifact_id: str) -> Path:
+        return self.storage.unpack_model(
+            self.artifact(artifact_id).sha256,
+            max_entries=self.settings.max_archive_entries,
+            max_unpacked_bytes=self.settings.max_archive_unpacked_bytes,
+        )
+
+    def records(self, artifact_id: str) -> list[Record]:
+        dataset = self.artifact(artifact_id)
+        return read_records(
+            self.storage.blob_path(dataset.sha256),
+            dataset.meta["format"],
+            max_records=self.settings.max_dataset_records,
+            require_label=self.spec.task != "causal-lm",
+        )
+
+    def timed(self, name: str) -> _Timer:
+        return _Timer(self.timings, name)
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = (
+            self.timings.get(self.name, 0.0) + time.perf_counter() - self.start
+        )

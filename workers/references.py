@@ -1,0 +1,155 @@
+"""Reference models for LiRA/RMIA on text classifiers: trained here or uploaded by the pipeline.
+
+Online mode trains each reference model on a random half of audited + population records, so
+every audited record is IN for about half of them; offline mode trains on population halves only.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from attacks.data import Record
+from attacks.mia import AttackInputs
+from attacks.reference import TrainConfig, inclusion_masks, train_reference_text_classifiers
+from attacks.report import ReferenceModels
+from attacks.signals import classifier_signals
+from workers.context import AuditContext
+
+
+def _stack(per_model: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.stack([s[name] for s in per_model]) for name in per_model[0]}
+
+
+def text_classifier_references(
+    ctx: AuditContext,
+    classifier,
+    target_dir,
+    records: list[Record],
+    labels: np.ndarray,
+    signals: dict[str, np.ndarray],
+    *,
+    start: float,
+) -> tuple[AttackInputs, ReferenceModels]:
+    spec, ref_spec = ctx.spec, ctx.spec.reference_spec
+    assert spec.population is not None
+    population = ctx.records(spec.population)
+    population_labels = classifier.label_ids([r.label for r in population])
+    texts = [r.text for r in records] + [r.text for r in population]
+    all_labels = np.concatenate([labels, population_labels])
+    n, options = len(records), spec.options
+
+    ctx.progress(start, "scoring population on the target", force=True)
+    with ctx.timed("score"):
+        population_logits = classifier.logits(
+            [r.text for r in population],
+            batch_size=options.batch_size,
+            max_length=options.max_length,
+            progress=ctx.progress.span(start, start + 0.05, "scoring population on the target"),
+        )
+    population_signals = classifier_signals(population_logits, population_labels)
+
+    began = time.perf_counter()
+    if ref_spec.uploaded:
+        logits, in_mask, training_s, together = _uploaded(ctx, records, population, texts)
+        source = "uploaded"
+    else:
+        logits, in_mask, training_s, together = _trained(
+            ctx, target_dir, records, population, texts, all_labels, start=start + 0.05
+        )
+        source = "trained"
+    ctx.timings["references"] = time.perf_counter() - began
+
+    per_model = [classifier_signals(logits[k], all_labels) for k in range(logits.shape[0])]
+    stacked = _stack(per_model)
+    inputs = AttackInputs(
+        target=signals,
+        references={name: values[:, :n] for name, values in stacked.items()},
+        reference_in=in_mask[:, :n],
+        population_target=population_signals,
+        population_references={name: values[:, n:] for name, values in stacked.items()},
+    )
+    info = ReferenceModels(
+        count=int(logits.shape[0]),
+        source=source,
+        mode="online" if in_mask[:, :n].any() else "offline",
+        n_population=len(population),
+        training_seconds=training_s,
+        scoring_seconds=ctx.timings["references"] - training_s,
+        trained_together=together,
+    )
+    return inputs, info
+
+
+def _trained(ctx, target_dir, records, population, texts, all_labels, *, start: float):
+    spec, ref_spec = ctx.spec, ctx.spec.reference_spec
+    n = len(records)
+    online = ref_spec.mode == "online"
+    pool = np.arange(len(texts)) if online else np.arange(n, len(texts))
+    pool_masks = inclusion_masks(len(pool), ref_spec.count, seed=spec.options.seed)
+    in_mask = np.zeros((ref_spec.count, len(texts)), dtype=bool)
+    in_mask[:, pool] = pool_masks
+    config = TrainConfig(
+        epochs=ref_spec.train.epochs,
+        lr=ref_spec.train.lr,
+        batch_size=ref_spec.train.batch_size,
+        weight_decay=ref_spec.train.weight_decay,
+        seed=spec.options.seed,
+        max_length=spec.options.max_length,
+    )
+    base_dir = ctx.model_dir(ref_spec.base_model) if ref_spec.base_model else None
+    stage = f"training {ref_spec.count} reference models"
+    ctx.progress(start, stage, force=True)
+    references = train_reference_text_classifiers(
+        target_dir,
+        [texts[i] for i in pool],
+        all_labels[pool],
+        pool_masks,
+        config,
+        init="pretrained" if base_dir else "config",
+        base_dir=base_dir,
+        together=True,
+        progress=ctx.progress.span(start, 0.75, stage),
+    )
+    ctx.progress(0.75, "scoring with the reference models", force=True)
+    logits = references.logits(
+        texts,
+        batch_size=spec.options.batch_size,
+        max_length=spec.options.max_length,
+        progress=ctx.progress.span(0.75, 0.85, "scoring with the reference models"),
+    )
+    return logits, in_mask, references.training_seconds, references.trained_together
+
+
+def _uploaded(ctx, records, population, texts):
+    """Score every uploaded reference model; its `trained_on` ids give the IN mask."""
+    from attacks.targets import TextClassifier
+
+    ids = [r.id for r in records] + [r.id for r in population]
+    if len(set(ids)) != len(ids):
+        raise ValueError(
+            "uploaded reference models name records by id, but the members, non-members and "
+            "population files share ids; give every record a unique `id`"
+        )
+    position = {record_id: i for i, record_id in enumerate(ids)}
+    uploaded = ctx.spec.reference_spec.uploaded
+    logits, in_mask = [], np.zeros((len(uploaded), len(ids)), dtype=bool)
+    for k, reference in enumerate(uploaded):
+        unknown = [i for i in reference.trained_on if i not in position]
+        if unknown:
+            raise ValueError(f"reference {k}: trained_on names unknown record ids {unknown[:5]}")
+        in_mask[k, [position[i] for i in reference.trained_on]] = True
+        model = TextClassifier.load(ctx.model_dir(reference.model))
+        stage = f"scoring with reference model {k + 1}/{len(uploaded)}"
+        logits.append(
+            model.logits(
+                texts,
+                batch_size=ctx.spec.options.batch_size,
+                max_length=ctx.spec.options.max_length,
+                progress=ctx.progress.span(
+                    0.35 + 0.5 * k / len(uploaded), 0.35 + 0.5 * (k + 1) / len(uploaded), stage
+                ),
+            )
+        )
+    return np.stack(logits), in_mask, 0.0, False

@@ -1,0 +1,157 @@
+"""Per-task scoring: turn the audited model and records into membership signals, once.
+
+Every attack afterwards is a pure function over these arrays (see `attacks.mia`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from attacks.data import Record
+from attacks.mia import AttackInputs
+from attacks.report import ReferenceModels, TargetInfo, Utility
+from attacks.signals import classifier_signals
+from workers.context import AuditContext
+from workers.devices import describe_device
+
+
+@dataclass
+class SignalSet:
+    """Signals of the audited records (members first, then non-members) and what came with them."""
+
+    inputs: AttackInputs
+    records: list[Record]
+    n_members: int
+    target: TargetInfo
+    device: str
+    utility: Utility | None = None
+    reference_models: ReferenceModels | None = None
+
+    @property
+    def is_member(self) -> np.ndarray:
+        flags = np.zeros(len(self.records), dtype=bool)
+        flags[: self.n_members] = True
+        return flags
+
+
+def _audited(ctx: AuditContext) -> tuple[list[Record], int]:
+    members = ctx.records(ctx.spec.members)
+    non_members = ctx.records(ctx.spec.non_members)
+    return members + non_members, len(members)
+
+
+def _utility(correct: np.ndarray, n_members: int) -> Utility:
+    return Utility(
+        member_accuracy=float(np.mean(correct[:n_members])),
+        non_member_accuracy=float(np.mean(correct[n_members:])),
+        n_members=n_members,
+        n_non_members=len(correct) - n_members,
+    )
+
+
+def score_text_classifier(ctx: AuditContext) -> SignalSet:
+    from attacks.targets import TextClassifier
+
+    spec = ctx.spec
+    assert spec.target is not None
+    with ctx.timed("load"):
+        ctx.progress(0.01, "loading model", force=True)
+        target_dir = ctx.model_dir(spec.target)
+        classifier = TextClassifier.load(target_dir)
+        records, n_members = _audited(ctx)
+        labels = classifier.label_ids([r.label for r in records])
+    end = 0.3 if spec.uses_references else 0.85
+    with ctx.timed("score"):
+        ctx.progress(0.05, "scoring audited records", force=True)
+        logits = classifier.logits(
+            [r.text for r in records],
+            batch_size=spec.options.batch_size,
+            max_length=spec.options.max_length,
+            progress=ctx.progress.span(0.05, end, "scoring audited records"),
+        )
+    signals = classifier_signals(logits, labels)
+    inputs = AttackInputs(target=signals)
+    reference_models = None
+    if spec.uses_references:
+        from workers.references import text_classifier_references
+
+        inputs, reference_models = text_classifier_references(
+            ctx, classifier, target_dir, records, labels, signals, start=end
+        )
+    return SignalSet(
+        inputs=inputs,
+        records=records,
+        n_members=n_members,
+        target=classifier.target_info(),
+        device=describe_device(classifier.device),
+        utility=_utility(signals["correct"], n_members),
+        reference_models=reference_models,
+    )
+
+
+def score_predictions(ctx: AuditContext) -> SignalSet:
+    """A black-box target: the pipeline uploaded each record's class probabilities or logits."""
+    with ctx.timed("load"):
+        ctx.progress(0.05, "reading uploaded predictions", force=True)
+        records, n_members = _audited(ctx)
+    logits = np.array([r.outputs for r in records], dtype=np.float64)
+    if records[0].outputs_kind == "probs":
+        logits = np.log(np.clip(logits, 1e-300, None))
+    labels = np.array([int(r.label) for r in records])  # type: ignore[arg-type]
+    signals = classifier_signals(logits, labels)
+    return SignalSet(
+        inputs=AttackInputs(target=signals),
+        records=records,
+        n_members=n_members,
+        target=TargetInfo(task="predictions", num_labels=logits.shape[1]),
+        device="none (uploaded predictions)",
+        utility=_utility(signals["correct"], n_members),
+    )
+
+
+def score_causal_lm(ctx: AuditContext) -> SignalSet:
+    from attacks.lm_signals import lm_signals
+    from attacks.targets.causal_lm import CausalLM
+
+    spec = ctx.spec
+    assert spec.target is not None
+    with ctx.timed("load"):
+        ctx.progress(0.01, "loading model", force=True)
+        model = CausalLM.load(ctx.model_dir(spec.target))
+        records, n_members = _audited(ctx)
+    texts = [r.text for r in records]
+    end = 0.5 if spec.reference_lm else 0.85
+    with ctx.timed("score"):
+        stats = model.token_statistics(
+            texts,
+            batch_size=spec.options.batch_size,
+            max_length=spec.options.max_length,
+            progress=ctx.progress.span(0.05, end, "scoring audited records"),
+        )
+        reference = None
+        if spec.reference_lm is not None:
+            ctx.progress(end, "scoring with the reference model", force=True)
+            reference_model = CausalLM.load(ctx.model_dir(spec.reference_lm))
+            reference = reference_model.token_statistics(
+                texts,
+                batch_size=spec.options.batch_size,
+                max_length=spec.options.max_length,
+                progress=ctx.progress.span(end, 0.85, "scoring with the reference model"),
+            )
+    signals = lm_signals(stats, k=spec.options.min_k, reference=reference)
+    return SignalSet(
+        inputs=AttackInputs(target=signals),
+        records=records,
+        n_members=n_members,
+        target=model.target_info(),
+        device=describe_device(model.device),
+    )
+
+
+SCORERS = {
+    "text-classification": score_text_classifier,
+    "causal-lm": score_causal_lm,
+    "predictions": score_predictions,
+}
