@@ -45,7 +45,9 @@ class TokenStats:
     def __post_init__(self) -> None:
         n = len(self.log_prob)
         if not (len(self.mu) == len(self.sigma) == len(self.n_bytes) == len(self.zlib_bytes) == n):
-            raise ValueError("log_prob, mu, sigma, n_bytes and zlib_bytes must cover the same records")
+            raise ValueError(
+                "log_prob, mu, sigma, n_bytes and zlib_bytes must cover the same records"
+            )
         for index, (log_prob, mu, sigma) in enumerate(
             zip(self.log_prob, self.mu, self.sigma, strict=True)
         ):

@@ -26,6 +26,11 @@ def fmt_pct(value: float | None) -> str:
     return f"{percent:.2g}%"
 
 
+def fmt_target(value: float) -> str:
+    """A target rate such as an FPR column heading: exact, so 0.1 reads `10%`, not `10.0%`."""
+    return f"{value * 100:g}%"
+
+
 def fmt_eps(value: float | None) -> str:
     """Epsilon with 3 decimals below 1 (where differences matter most), 2 above."""
     if value is None:
@@ -78,6 +83,7 @@ def fmt_iso(value: datetime | None) -> str:
 FILTERS = {
     "auc": fmt_auc,
     "pct": fmt_pct,
+    "target": fmt_target,
     "eps": fmt_eps,
     "sci": fmt_sci,
     "count": fmt_count,

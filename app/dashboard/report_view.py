@@ -12,7 +12,10 @@ from markupsafe import Markup
 
 from app.dashboard.formatting import fmt_auc
 from app.dashboard.roc_svg import Curve, roc_svg
-from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, TprAtFpr
+from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, RecordAtRisk, TprAtFpr
+
+# A page, not a data export: the full list is in the report JSON.
+RECORDS_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class ReportView:
     bounds: list[tuple[str, EpsilonBound]]
     chart: Markup | None
     timings_total: float
+    show_reference_models: bool
+    records_shown: list[RecordAtRisk]
 
 
 def build_report_view(report: LeakageReport) -> ReportView:
@@ -61,6 +66,8 @@ def build_report_view(report: LeakageReport) -> ReportView:
         bounds=sorted(report.per_attack_epsilon.items(), key=lambda item: -item[1].value),
         chart=_chart(report.attacks),
         timings_total=sum(report.timings.values()),
+        show_reference_models=any(a.n_reference_models for a in report.attacks),
+        records_shown=report.records_at_risk[:RECORDS_SHOWN],
     )
 
 

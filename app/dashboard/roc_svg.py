@@ -77,8 +77,8 @@ def roc_svg(
     *,
     n_members: int,
     n_non_members: int,
-    width: int = 560,
-    height: int = 440,
+    width: int = 720,
+    height: int = 480,
 ) -> str:
     """The whole chart as one `<svg>` element: one `<path>` per curve, the chance diagonal,
     decade ticks and gridlines, axis titles and a legend. Text is escaped here."""
@@ -95,6 +95,7 @@ def roc_svg(
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="roc-chart" viewBox="0 0 {width} '
         f'{height}" width="{width}" height="{height}" role="img" '
+        'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" '
         'aria-label="ROC curves of the attacks on log-log axes">',
         "<title>ROC curves (log-log): true positive rate against false positive rate</title>",
         f'<rect class="plot-area" x="{frame.left:.1f}" y="{frame.top:.1f}" '

@@ -1,4 +1,15 @@
-"""Attacks by name, so audits can list and run them without knowing their classes."""
+"""Attacks by name, so audits can list and run them without knowing their classes.
+
+What each needs in `AttackInputs`:
+
+- threshold attacks (one per signal: loss, confidence, probability, hinge, modified_entropy,
+  and the causal-LM signals zlib, min_k, min_k_plus_plus, reference_ratio): `target` only.
+- lira, lira-global: `references` (confidence) and `reference_in` with IN and OUT models per
+  record (online: references trained on random halves of data that include the audited records).
+- lira-offline, lira-offline-global: `references` (confidence); only OUT values are used.
+- rmia: `references` (probability) and `population_target` / `population_references`.
+- rmia-offline: the same; only OUT values are used, with the `a` correction.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +17,18 @@ from collections.abc import Callable
 from functools import partial
 
 from attacks.mia.base import MembershipAttack
-from attacks.mia.threshold import ThresholdAttack
+from attacks.mia.lira import LiRA
+from attacks.mia.rmia import RMIA
+from attacks.mia.threshold import DIRECTIONS, ThresholdAttack
 
 ATTACKS: dict[str, Callable[[], MembershipAttack]] = {
-    "loss": partial(ThresholdAttack, "loss"),
-    "confidence": partial(ThresholdAttack, "confidence"),
+    **{name: partial(ThresholdAttack, name) for name in DIRECTIONS},
+    "lira": partial(LiRA, online=True, global_variance=False),
+    "lira-offline": partial(LiRA, online=False, global_variance=False),
+    "lira-global": partial(LiRA, online=True, global_variance=True),
+    "lira-offline-global": partial(LiRA, online=False, global_variance=True),
+    "rmia": partial(RMIA, online=True),
+    "rmia-offline": partial(RMIA, online=False),
 }
 
 

@@ -89,12 +89,12 @@ def test_bad_archives_are_refused(client, auth, entries, symlink, needle):
 
 
 def test_dataset_errors_name_the_problem(client, auth):
-    response = upload(client, auth, b'{"text": "hi"}\n', "dataset", "d.jsonl")
+    response = upload(client, auth, b'{"label": "card"}\n', "dataset", "d.jsonl")
     assert response.status_code == 422
-    assert "label" in response.json()["detail"] and "line 1" in response.json()["detail"]
-    response = upload(client, auth, b"text,intent\nhello,x\n", "dataset", "d.csv")
+    assert '"text"' in response.json()["detail"] and "line 1" in response.json()["detail"]
+    response = upload(client, auth, b"words,intent\nhello,x\n", "dataset", "d.csv")
     assert response.status_code == 422
-    assert '"label"' in response.json()["detail"]
+    assert '"text"' in response.json()["detail"]
     good = dataset_bytes(5)
     response = upload(client, auth, good + b"{not json\n", "dataset", "d.jsonl")
     assert response.status_code == 422 and "line 6" in response.json()["detail"]
@@ -170,6 +170,11 @@ def test_other_tenant_sees_404(client, auth, uploaded):
         ({"attacks": ["telepathy"]}, "unknown attack"),
         ({"surprise": 1}, "surprise"),
         ({"dp_claim": {"epsilon": -1}}, "epsilon"),
+        ({"task": "predictions"}, "takes no target"),
+        ({"attacks": ["loss", "lira"]}, "population"),
+        ({"attacks": ["zlib"]}, "unknown attack"),
+        ({"task": "causal-lm"}, "ForCausalLM"),
+        ({"population": "missing", "attacks": ["rmia"]}, "population: no artifact"),
     ],
 )
 def test_bad_specs_are_422_and_store_nothing(client, auth, uploaded, change, needle):
@@ -182,6 +187,15 @@ def test_bad_specs_are_422_and_store_nothing(client, auth, uploaded, change, nee
     assert response.status_code == 422
     assert needle in response.text
     assert count_audits() == before
+
+
+def test_unlabelled_records_are_refused_for_a_classifier(client, auth, uploaded):
+    body = b'{"text": "hello there"}\n'  # fine for a language model, not for a classifier
+    response = upload(client, auth, body, "dataset", "unlabelled.jsonl")
+    assert response.status_code == 201 and response.json()["meta"]["missing_labels"] == 1
+    spec = spec_for({**uploaded, "members": response.json()["id"]})
+    response = client.post("/v1/audits", json=spec, headers=auth)
+    assert response.status_code == 422 and "no label" in response.json()["detail"]
 
 
 def test_labels_unknown_to_the_model_are_refused(client, auth, uploaded):

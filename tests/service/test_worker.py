@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +21,7 @@ from app.example.intent import (
     train_intent_classifier,
 )
 from tests.conftest import REDIS_URL, backend_env, new_key, reset_caches
-from tests.service.helpers import upload
+from tests.service.helpers import jsonl, upload
 
 pytestmark = pytest.mark.slow
 
@@ -166,3 +168,69 @@ def test_broker_outage_at_submit_is_repaired_by_the_sweeper(client, models, monk
     with session_scope() as s:
         assert audit_id in sweep_once(s, get_settings())
     assert wait_done(client, auth, audit_id)["state"] == "succeeded"
+
+
+def prediction_records(n: int, *, member: bool, seed: int) -> list[dict]:
+    """A black-box model's outputs: members get visibly higher true-class probability."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = int(rng.integers(3))
+        p_true = rng.beta(8, 2) if member else rng.beta(4, 3)
+        rest = (1 - p_true) * rng.dirichlet([1, 1])
+        probs = np.insert(rest, label, p_true)
+        rows.append(
+            {
+                "id": f"{'m' if member else 'n'}{i}",
+                "label": label,
+                "probs": [float(p) for p in probs],
+            }
+        )
+    return rows
+
+
+def test_predictions_target_with_records_at_risk(client):
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    ids = {}
+    for field, rows in (
+        ("members", prediction_records(300, member=True, seed=1)),
+        ("non_members", prediction_records(300, member=False, seed=2)),
+    ):
+        response = upload(client, auth, jsonl(rows), "dataset", f"{field}.jsonl")
+        assert response.status_code == 201, response.text
+        ids[field] = response.json()["id"]
+    spec = {"model": {"name": "tabular"}, "task": "predictions", **ids, "records_at_risk": 5}
+    response = client.post("/v1/audits", json=spec, headers=auth)
+    assert response.status_code == 202, response.text
+    audit_id = response.json()["id"]
+    assert wait_done(client, auth, audit_id)["state"] == "succeeded"
+    report = client.get(f"/v1/audits/{audit_id}/report", headers=auth).json()
+    loss = next(a for a in report["attacks"] if a["name"] == "loss")
+    assert loss["auc"] > 0.7
+    at_risk = report["records_at_risk"]
+    assert [r["rank"] for r in at_risk] == [1, 2, 3, 4, 5]
+    assert all(r["record_id"].startswith("m") for r in at_risk)
+    assert [r["score"] for r in at_risk] == sorted((r["score"] for r in at_risk), reverse=True)
+    csv_text = client.get(f"/v1/audits/{audit_id}/records.csv", headers=auth).text
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("rank,record_id,sha256,score")
+    assert len(lines) == 6
+
+
+def test_records_at_risk_hide_text_unless_allowed(client, models):
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    hidden = submit(client, auth, models, "memorised", records_at_risk=3)
+    shown = submit(client, auth, models, "memorised", records_at_risk=3, include_text=True)
+    for audit_id in (hidden, shown):
+        assert wait_done(client, auth, audit_id)["state"] == "succeeded"
+    hidden_rows = client.get(f"/v1/audits/{hidden}/report", headers=auth).json()["records_at_risk"]
+    shown_rows = client.get(f"/v1/audits/{shown}/report", headers=auth).json()["records_at_risk"]
+    assert len(hidden_rows) == 3 and all(r["text"] is None for r in hidden_rows)
+    members = {r["id"]: r["text"] for r in read_jsonl(models["members"])}
+    for row in shown_rows:
+        assert row["text"] == members[row["record_id"]]
+        assert row["sha256"] == hashlib.sha256(row["text"].encode()).hexdigest()
+    assert [r["sha256"] for r in hidden_rows] == [r["sha256"] for r in shown_rows]
+    csv_text = client.get(f"/v1/audits/{hidden}/records.csv", headers=auth).text
+    for text in members.values():
+        assert text not in csv_text
