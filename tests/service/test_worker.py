@@ -234,3 +234,69 @@ def test_records_at_risk_hide_text_unless_allowed(client, models):
     csv_text = client.get(f"/v1/audits/{hidden}/records.csv", headers=auth).text
     for text in members.values():
         assert text not in csv_text
+
+
+def test_reference_attacks_with_models_trained_by_the_worker(client, models, tmp_path):
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    population = make_intent_records(200, seed=7, label_noise=0.2, id_prefix="p")
+    response = upload(client, auth, jsonl(population), "dataset", "population.jsonl")
+    assert response.status_code == 201, response.text
+    audit_id = submit(
+        client,
+        auth,
+        models,
+        "memorised",
+        population=response.json()["id"],
+        attacks=["loss", "lira", "lira-offline", "rmia", "rmia-offline"],
+        references={"count": 2, "train": {"epochs": 2}},
+    )
+    audit = wait_done(client, auth, audit_id, timeout_s=400)
+    assert audit["state"] == "succeeded", audit["error"]
+    report = client.get(f"/v1/audits/{audit_id}/report", headers=auth).json()
+    refs = report["reference_models"]
+    assert refs["count"] == 2 and refs["source"] == "trained" and refs["mode"] == "online"
+    assert refs["n_population"] == 200 and refs["training_seconds"] > 0
+    by_name = {a["name"]: a for a in report["attacks"]}
+    assert by_name["lira"]["n_reference_models"] == 2
+    assert by_name["loss"]["n_reference_models"] == 0
+    assert report["epsilon_lower_bound"]["n_tests"] == 5
+    assert "references" in report["timings"]
+
+
+def test_causal_lm_audit_with_a_reference_model(client, tmp_path):
+    from attacks.testing import build_tiny_causal_lm, train_tiny_causal_lm
+
+    pool = [r["text"] for r in make_intent_records(240, seed=3)]
+    members, non_members, public = pool[:80], pool[80:160], pool[160:]
+    target = build_tiny_causal_lm(tmp_path / "lm", pool)
+    train_tiny_causal_lm(target, members, epochs=60)
+    reference = build_tiny_causal_lm(tmp_path / "ref", pool)
+    train_tiny_causal_lm(reference, public, epochs=60)
+
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    ids = {}
+    for field, body, kind, name in (
+        ("target", pack_model_folder(target, tmp_path / "lm.tgz").read_bytes(), "model", "lm.tgz"),
+        (
+            "reference_lm",
+            pack_model_folder(reference, tmp_path / "r.tgz").read_bytes(),
+            "model",
+            "r.tgz",
+        ),
+        ("members", jsonl([{"text": t} for t in members]), "dataset", "m.jsonl"),
+        ("non_members", jsonl([{"text": t} for t in non_members]), "dataset", "n.jsonl"),
+    ):
+        response = upload(client, auth, body, kind, name)
+        assert response.status_code == 201, response.text
+        ids[field] = response.json()["id"]
+    spec = {"model": {"name": "tiny-lm"}, "task": "causal-lm", **ids}
+    response = client.post("/v1/audits", json=spec, headers=auth)
+    assert response.status_code == 202, response.text
+    audit = wait_done(client, auth, response.json()["id"])
+    assert audit["state"] == "succeeded", audit["error"]
+    report = client.get(f"/v1/audits/{audit['id']}/report", headers=auth).json()
+    by_name = {a["name"]: a for a in report["attacks"]}
+    assert set(by_name) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference_ratio"}
+    assert by_name["loss"]["auc"] > 0.6
+    assert report["target"]["task"] == "causal-lm"
+    assert report["utility"] is None
