@@ -130,6 +130,8 @@ def summarise(runs: dict[str, list[Payload]]) -> Payload:
             "wall_s": median([r["wall_s"] for r in good]),
             "work_s": median([r["payload"]["work_s"] for r in good]),
             "import_s": median([r["payload"]["laps"].get("import", 0.0) for r in good]),
+            "load_s": median([r["payload"]["laps"].get("load", 0.0) for r in good]),
+            "attack_s": median([r["payload"]["attack_s"] for r in good]),
             "peak_rss_mib": median([r["peak_rss_mib"] for r in good]),
             "auc_eval_half": last.get("auc_eval_half"),
             "reported": last.get("reported", {}),
@@ -142,6 +144,7 @@ def summarise(runs: dict[str, list[Payload]]) -> Payload:
             if row["ok"]:
                 row["wall_vs_leakgate"] = row["wall_s"] / reference["wall_s"]
                 row["work_vs_leakgate"] = row["work_s"] / reference["work_s"]
+                row["attack_vs_leakgate"] = row["attack_s"] / reference["attack_s"]
                 row["rss_vs_leakgate"] = row["peak_rss_mib"] / reference["peak_rss_mib"]
     summary: Payload = {"tools": tools}
     peers = [tools[p] | {"name": p} for p in PEERS if tools.get(p, {}).get("ok")]
@@ -152,6 +155,7 @@ def summarise(runs: dict[str, list[Payload]]) -> Payload:
             "name": fastest["name"],
             "speedup_wall": fastest["wall_s"] / reference["wall_s"],
             "speedup_work": fastest["work_s"] / reference["work_s"],
+            "speedup_attack": fastest["attack_s"] / reference["attack_s"],
             "rss_ratio": fastest["peak_rss_mib"] / reference["peak_rss_mib"],
             "leakgate_auc_equal_or_better": auc_ok,
             "target": f">= {TARGET_SPEEDUP}x faster at equal or better AUC",
@@ -167,25 +171,28 @@ def markdown(result: Payload) -> list[str]:
         "## 2. Loss-threshold membership attack end to end, leakgate vs peers",
         "",
         f"{records['members']} members + {records['non_members']} non-members, every tool in a "
-        f"fresh process, median of {config['repeats']} run(s). Wall = process start to exit "
-        "(imports included); work = after imports; peak RSS = the child's own `ru_maxrss`. "
+        f"fresh process, median of {config['repeats']} run(s). Wall = process start to exit; "
+        "import = the tool's imports; load = model and records from disk (and tokenizing, for "
+        "the peers); attack = scoring every record and computing the result; peak RSS = the "
+        "child's own `ru_maxrss`. "
         f"AUC (eval half) = scikit-learn AUC of each tool's scores on the same {half['members']} "
         f"+ {half['non_members']} records.",
         "",
-        "| tool | wall s | work s | peak RSS MiB | AUC (eval half) | tool's own result "
-        "| wall / leakgate | RSS / leakgate |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| tool | wall s | import s | load s | attack s | peak RSS MiB | AUC (eval half) "
+        "| tool's own result | wall / leakgate | attack / leakgate | RSS / leakgate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for tool, row in result["summary"]["tools"].items():
         if not row["ok"]:
-            lines.append(f"| {tool} | failed: {_cell(row['error'])} | | | | | | |")
+            lines.append(f"| {tool} | failed: {_cell(row['error'])} |" + " |" * 10)
             continue
         auc = row["auc_eval_half"]
         lines.append(
-            f"| {tool} | {row['wall_s']:.1f} | {row['work_s']:.1f} | {row['peak_rss_mib']:.0f} "
+            f"| {tool} | {row['wall_s']:.1f} | {row['import_s']:.1f} | {row['load_s']:.1f} "
+            f"| {row['attack_s']:.2f} | {row['peak_rss_mib']:.0f} "
             f"| {'n/a' if auc is None else f'{auc:.3f}'} | {_cell(_reported(row['reported']))} "
-            f"| {row.get('wall_vs_leakgate', float('nan')):.2f}x "
-            f"| {row.get('rss_vs_leakgate', float('nan')):.2f}x |"
+            f"| {_ratio(row, 'wall_vs_leakgate')} | {_ratio(row, 'attack_vs_leakgate')} "
+            f"| {_ratio(row, 'rss_vs_leakgate')} |"
         )
     fastest = result["summary"].get("fastest_peer")
     if fastest:
@@ -194,7 +201,8 @@ def markdown(result: Payload) -> list[str]:
         lines += [
             "",
             f"Fastest peer: **{fastest['name']}**; it takes **{fastest['speedup_wall']:.2f}x** "
-            f"leakgate's wall time ({fastest['speedup_work']:.2f}x its work time) and "
+            f"leakgate's wall time ({fastest['speedup_work']:.2f}x its time after imports, "
+            f"{fastest['speedup_attack']:.2f}x its attack time) and "
             f"{fastest['rss_ratio']:.2f}x its peak RSS; leakgate's AUC is {auc_word} "
             f"(target {fastest['target']}: {verdict}).",
         ]
@@ -205,6 +213,10 @@ def markdown(result: Payload) -> list[str]:
         for note in row["notes"]
     ]
     return [*lines, "", *notes, ""] if notes else [*lines, ""]
+
+
+def _ratio(row: Payload, key: str) -> str:
+    return f"{row[key]:.2f}x" if key in row else "n/a"
 
 
 def _reported(reported: Payload) -> str:
@@ -225,7 +237,11 @@ def _cell(text: str) -> str:
 
 
 def _finish(watch: Stopwatch, start: float, **payload: Any) -> Payload:
-    return {"laps": watch.laps, "work_s": time.perf_counter() - start, **payload}
+    """Timings of one tool: total (in-process), work (after imports), attack (after loading)."""
+    total = time.perf_counter() - start
+    work = total - watch.laps.get("import", 0.0)
+    attack = work - watch.laps.get("load", 0.0)
+    return {"laps": watch.laps, "total_s": total, "work_s": work, "attack_s": attack, **payload}
 
 
 def _eval_auc(
@@ -282,8 +298,8 @@ def _leakgate(spec: Payload, *, bootstrap: bool = True) -> Payload:
         member_signals = classifier_signals(member_logits, member_labels)
         non_member_signals = classifier_signals(non_member_logits, non_member_labels)
         attack = get_attack("loss")
-        member_scores = attack.score(member_signals)
-        non_member_scores = attack.score(non_member_signals)
+        member_scores = _attack_scores(attack, member_signals)
+        non_member_scores = _attack_scores(attack, non_member_signals)
         reported: Payload = {}
         if bootstrap:
             metrics = evaluate_attack(
@@ -308,6 +324,15 @@ def _leakgate(spec: Payload, *, bootstrap: bool = True) -> Payload:
     result["auc_eval_half"] = _eval_auc(member_scores, non_member_scores, spec)
     result["reported"] = reported
     return result
+
+
+def _attack_scores(attack: Any, signals: dict[str, Any]) -> np.ndarray:
+    """Scores from a registry attack, whether it takes `AttackInputs` or a signal dict."""
+    try:
+        from attacks.mia import AttackInputs
+    except ImportError:  # the older interface: attacks took the target's signal dict
+        return attack.score(signals)
+    return attack.score(AttackInputs(target=signals))
 
 
 def _leakgate_no_bootstrap(spec: Payload) -> Payload:
@@ -455,23 +480,38 @@ def _art_loss_rf(spec: Payload) -> Payload:
     return _art_loss(spec, "rf")
 
 
-def _stub_missing_modules() -> list[str]:
-    """privacy-meter's model.py imports tensorflow (and opacus) at import time but the
-    PyTorch path never uses them: empty stand-ins let it import without installing either."""
-    stubbed = []
+def _import_privacy_meter() -> tuple[types.SimpleNamespace, list[str]]:
+    """privacy-meter's model.py imports tensorflow (and opacus) at import time, though its
+    PyTorch path never uses them: empty stand-ins are put in `sys.modules` for the import
+    only (torch's compiler probes installed modules later, and must not find a fake one)."""
+    import importlib.util
+
+    stubbed: list[str] = []
+    for name in ("tensorflow", "opacus"):
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            stub = types.ModuleType(name)
+            stub.__spec__ = importlib.util.spec_from_loader(name, loader=None)
+            stub.GradSampleModule = None  # type: ignore[attr-defined]  # what opacus gives
+            sys.modules[name] = stub
+            stubbed.append(name)
     try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        sys.modules["tensorflow"] = types.ModuleType("tensorflow")
-        stubbed.append("tensorflow")
-    try:
-        import opacus  # noqa: F401
-    except ImportError:
-        opacus_stub = types.ModuleType("opacus")
-        opacus_stub.GradSampleModule = None  # type: ignore[attr-defined]
-        sys.modules["opacus"] = opacus_stub
-        stubbed.append("opacus")
-    return stubbed
+        from privacy_meter.audit import Audit
+        from privacy_meter.constants import InferenceGame, MetricEnum
+        from privacy_meter.dataset import Dataset
+        from privacy_meter.information_source import InformationSource
+        from privacy_meter.model import PytorchModel
+    finally:
+        for name in stubbed:
+            del sys.modules[name]
+    api = types.SimpleNamespace(
+        Audit=Audit,
+        InferenceGame=InferenceGame,
+        MetricEnum=MetricEnum,
+        Dataset=Dataset,
+        InformationSource=InformationSource,
+        PytorchModel=PytorchModel,
+    )
+    return api, stubbed
 
 
 def _privacy_meter(spec: Payload) -> Payload:
@@ -479,18 +519,13 @@ def _privacy_meter(spec: Payload) -> Payload:
     with watch.lap("import"):
         import numpy as np
 
-        stubbed = _stub_missing_modules()
-        from privacy_meter.audit import Audit
-        from privacy_meter.constants import InferenceGame, MetricEnum
-        from privacy_meter.dataset import Dataset
-        from privacy_meter.information_source import InformationSource
-        from privacy_meter.model import PytorchModel
+        pm, stubbed = _import_privacy_meter()
     with watch.lap("load"):
         inputs = _PeerInputs(spec)
     split = spec["split"]
     fit_n, eval_n = split["fit_non_members"], split["eval_non_members"]
     with tempfile.TemporaryDirectory(prefix="privacy-meter-logs-") as logs, watch.lap("attack"):
-        target_data = Dataset(
+        target_data = pm.Dataset(
             data_dict={
                 "train": {"x": inputs.x_members, "y": inputs.y_members},
                 "test": {"x": inputs.x_non_members[eval_n], "y": inputs.y_non_members[eval_n]},
@@ -498,19 +533,19 @@ def _privacy_meter(spec: Payload) -> Payload:
             default_input="x",
             default_output="y",
         )
-        population = Dataset(
+        population = pm.Dataset(
             data_dict={
                 "train": {"x": inputs.x_non_members[fit_n], "y": inputs.y_non_members[fit_n]}
             },
             default_input="x",
             default_output="y",
         )
-        model = PytorchModel(model_obj=inputs.module, loss_fn=inputs.loss)
-        audit = Audit(
-            metrics=MetricEnum.POPULATION,
-            inference_game_type=InferenceGame.PRIVACY_LOSS_MODEL,
-            target_info_sources=InformationSource(models=[model], datasets=[target_data]),
-            reference_info_sources=InformationSource(models=[model], datasets=[population]),
+        model = pm.PytorchModel(model_obj=inputs.module, loss_fn=inputs.loss)
+        audit = pm.Audit(
+            metrics=pm.MetricEnum.POPULATION,
+            inference_game_type=pm.InferenceGame.PRIVACY_LOSS_MODEL,
+            target_info_sources=pm.InformationSource(models=[model], datasets=[target_data]),
+            reference_info_sources=pm.InformationSource(models=[model], datasets=[population]),
             logs_directory_names=[str(Path(logs) / "population")],
         )
         audit.prepare()

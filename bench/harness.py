@@ -48,6 +48,25 @@ VERSIONED_PACKAGES = (
 )
 
 Payload = dict[str, Any]
+
+# Threads per child for torch's intra-op pool (OpenMP / MKL); None leaves torch's default (one
+# per core). On cores shared with other work, torch's default pool can stall for whole
+# scheduler slices at every operation, so `bench.run --threads 1` is the stable choice there.
+_child_threads: int | None = None
+
+
+def set_child_threads(threads: int | None) -> None:
+    """Give every later child this many intra-op threads (None: torch's default)."""
+    global _child_threads
+    if threads is not None and threads < 1:
+        raise ValueError("threads must be at least 1")
+    _child_threads = threads
+
+
+def child_threads() -> int | None:
+    return _child_threads
+
+
 ChildTask = Callable[[Payload], Payload]
 
 
@@ -61,6 +80,8 @@ class ChildRun:
     returncode: int
     payload: Payload
     stderr_tail: str
+    load_before: float
+    load_after: float
 
     @property
     def ok(self) -> bool:
@@ -73,6 +94,7 @@ class ChildRun:
             "wall_s": self.wall_s,
             "peak_rss_mib": self.peak_rss_mib,
             "returncode": self.returncode,
+            "load_1min_before_after": [self.load_before, self.load_after],
             "payload": self.payload,
             **({} if self.ok else {"stderr_tail": self.stderr_tail}),
         }
@@ -99,6 +121,7 @@ def run_child(module: str, task: str, spec: Payload, *, timeout_s: float = 1800)
             "--out",
             str(out_path),
         ]
+        load_before = os.getloadavg()[0]
         with stderr_path.open("wb") as stderr:
             start = time.perf_counter()
             process = subprocess.Popen(
@@ -130,6 +153,8 @@ def run_child(module: str, task: str, spec: Payload, *, timeout_s: float = 1800)
         returncode=process.returncode,
         payload=payload,
         stderr_tail=stderr_tail,
+        load_before=round(load_before, 2),
+        load_after=round(os.getloadavg()[0], 2),
     )
 
 
@@ -143,6 +168,8 @@ def _child_env() -> dict[str, str]:
             "PYTHONWARNINGS": "ignore",
         }
     )
+    if _child_threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(_child_threads)
     return env
 
 
@@ -223,39 +250,72 @@ class Target:
     build: Payload
 
     def as_dict(self) -> Payload:
+        """Paths relative to the repository root, where every child runs."""
         return {
-            "model_dir": str(self.model_dir),
-            "members": str(self.members),
-            "non_members": str(self.non_members),
+            "model_dir": _relative(self.model_dir),
+            "members": _relative(self.members),
+            "non_members": _relative(self.non_members),
             "build": self.build,
         }
 
 
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def ensure_target(*, n_members: int, n_non_members: int, epochs: int, seed: int = 0) -> Target:
-    """The bundled intent classifier at this size, trained once and then reused from the cache."""
+    """The bundled intent classifier at this size, trained once and then reused from the cache.
+
+    Training runs in a child too, so it gets the same thread settings as the measurements.
+    """
     folder = CACHE_DIR / f"intent-m{n_members}-n{n_non_members}-e{epochs}-s{seed}"
     marker = folder / "build.json"
     if not marker.exists():
-        from app.example.intent import build_example  # heavy: torch and transformers
-
-        start = time.perf_counter()
-        build_example(
-            folder, seed=seed, n_members=n_members, n_non_members=n_non_members, epochs=epochs
-        )
-        build = {
+        spec = {
+            "folder": str(folder),
             "n_members": n_members,
             "n_non_members": n_non_members,
             "epochs": epochs,
             "seed": seed,
-            "train_seconds": time.perf_counter() - start,
         }
-        marker.write_text(json.dumps(build, indent=2))
+        built = run_child("bench.harness", "build-target", spec, timeout_s=4 * 3600)
+        if not built.ok:
+            raise RuntimeError(
+                f"building the target failed: {built.payload.get('error')}\n{built.stderr_tail}"
+            )
+        marker.write_text(json.dumps(built.payload, indent=2))
     return Target(
         model_dir=folder / "model",
         members=folder / "members.jsonl",
         non_members=folder / "non_members.jsonl",
         build=json.loads(marker.read_text()),
     )
+
+
+def _build_target(spec: Payload) -> Payload:
+    import torch
+
+    from app.example.intent import build_example
+
+    start = time.perf_counter()
+    build_example(
+        Path(spec["folder"]),
+        seed=spec["seed"],
+        n_members=spec["n_members"],
+        n_non_members=spec["n_non_members"],
+        epochs=spec["epochs"],
+    )
+    return {
+        "n_members": spec["n_members"],
+        "n_non_members": spec["n_non_members"],
+        "epochs": spec["epochs"],
+        "seed": spec["seed"],
+        "train_seconds": time.perf_counter() - start,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -304,3 +364,7 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+if __name__ == "__main__":
+    child_main({"build-target": _build_target})

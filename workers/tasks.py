@@ -33,6 +33,11 @@ def run_audit(audit_id: str) -> str:
             return "skipped"
         from workers.pipeline import run_pipeline  # torch is imported here, in the task only
 
+        if settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+
         try:
             run_pipeline(db_session, audit_id, worker=worker, settings=settings)
         except lifecycle.AuditCancelled:

@@ -7,6 +7,7 @@ server unreachable, 3 usage error (bad arguments or input the server refused).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,6 +107,9 @@ def worker(
     except SchemaOutOfDate as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_FAILED) from exc
+    os.environ.setdefault(
+        "LEAKGATE_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency))
+    )
     celery_app.worker_main(
         [
             "worker",

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     stale_after_s: int = 600
 
     bootstrap_samples: int = Field(default=1000, ge=100)
+    # CPU threads per audit; `leakgate worker` sets cores // concurrency, so that parallel
+    # audits do not oversubscribe the cores (torch stalls badly when they do).
+    torch_threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -119,26 +119,28 @@ class TextClassifier:
         out = np.empty((len(texts), self.num_labels), dtype=np.float32)
         if not texts:
             return out
-        lengths = [
-            len(ids)
-            for ids in self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        ]
-        order = np.argsort(-np.asarray(lengths), kind="stable")  # longest first: OOM shows early
+        # Tokenize once; each batch is then padded from these ids (no second tokenizer pass).
+        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)
+        fields = [f for f in ("input_ids", "token_type_ids") if f in encoded]
+        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows at once
+        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": 0}
+        left = getattr(self.tokenizer, "padding_side", "right") == "left"
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
                 batch = order[start : start + batch_size]
-                encoded = self.tokenizer(
-                    [texts[i] for i in batch],
-                    padding=True,
-                    truncation=True,
-                    max_length=max_length,
-                    return_tensors="pt",
-                )
-                inputs = {
-                    name: encoded[name].to(self.device)
-                    for name in ("input_ids", "attention_mask", "token_type_ids")
-                    if name in encoded
-                }
+                width = int(lengths[batch].max())
+                inputs = {}
+                for name in (*fields, "attention_mask"):
+                    source = "input_ids" if name == "attention_mask" else name
+                    fill = 0 if name == "attention_mask" else pad_values[name]
+                    padded = np.full((len(batch), width), fill, dtype=np.int64)
+                    for row, index in enumerate(batch):
+                        values = encoded[source][index]
+                        n = len(values)
+                        cols = slice(width - n, width) if left else slice(0, n)
+                        padded[row, cols] = 1 if name == "attention_mask" else values
+                    inputs[name] = torch.from_numpy(padded).to(self.device)
                 out[batch] = self.model(**inputs).logits.float().cpu().numpy()
                 if progress is not None:
                     progress(min(start + batch_size, len(texts)), len(texts))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from attacks.mia import ATTACKS, ThresholdAttack, get_attack
+from attacks.mia import ATTACKS, AttackInputs, ThresholdAttack, get_attack
 from attacks.signals import SIGNAL_DIRECTION, classifier_signals
 
 
@@ -46,13 +46,15 @@ def test_signals_reject_bad_shapes_and_labels():
 
 
 def test_threshold_attack_scores_point_towards_members():
-    assert SIGNAL_DIRECTION == {"loss": -1, "confidence": +1}
-    signals = {"loss": np.array([0.1, 2.0]), "confidence": np.array([3.0, -1.0])}
+    assert SIGNAL_DIRECTION["loss"] == -1 and SIGNAL_DIRECTION["confidence"] == +1
+    inputs = AttackInputs(
+        target={"loss": np.array([0.1, 2.0]), "confidence": np.array([3.0, -1.0])}
+    )
     # Record 0 has low loss and high confidence: both attacks must rank it as the member.
     for name in ("loss", "confidence"):
-        scores = get_attack(name).score(signals)
+        scores = get_attack(name).score(inputs)
         assert scores[0] > scores[1]
-    np.testing.assert_array_equal(ThresholdAttack("loss").score(signals), [-0.1, -2.0])
+    np.testing.assert_array_equal(ThresholdAttack("loss").score(inputs), [-0.1, -2.0])
 
 
 def test_registry_names_and_errors():
@@ -61,8 +63,8 @@ def test_registry_names_and_errors():
         attack = factory()
         assert attack.name == name
     with pytest.raises(KeyError, match="loss"):
-        get_attack("lira-offline")
+        get_attack("lira-online")
     with pytest.raises(KeyError, match="confidence"):
-        ThresholdAttack("confidence").score({"loss": np.zeros(2)})
+        ThresholdAttack("confidence").score(AttackInputs(target={"loss": np.zeros(2)}))
     with pytest.raises(ValueError):
         ThresholdAttack("entropy")

@@ -300,3 +300,30 @@ def test_causal_lm_audit_with_a_reference_model(client, tmp_path):
     assert by_name["loss"]["auc"] > 0.6
     assert report["target"]["task"] == "causal-lm"
     assert report["utility"] is None
+
+
+def test_cancel_stops_a_running_audit(client, models):
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    population = make_intent_records(200, seed=8, id_prefix="c")
+    response = upload(client, auth, jsonl(population), "dataset", "population.jsonl")
+    audit_id = submit(
+        client,
+        auth,
+        models,
+        "memorised",
+        population=response.json()["id"],
+        attacks=["loss", "lira"],
+        references={"count": 4, "train": {"epochs": 200}},  # far longer than the test waits
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        audit = client.get(f"/v1/audits/{audit_id}", headers=auth).json()
+        if audit["state"] == "running" and "training" in (audit["stage"] or ""):
+            break
+        time.sleep(0.3)
+    assert audit["state"] == "running", audit
+    response = client.post(f"/v1/audits/{audit_id}/cancel", headers=auth)
+    assert response.status_code == 202 and response.json()["cancel_requested"]
+    audit = wait_done(client, auth, audit_id, timeout_s=60)
+    assert audit["state"] == "cancelled"
+    assert client.get(f"/v1/audits/{audit_id}/report", headers=auth).status_code == 409

@@ -1,0 +1,270 @@
+"""Reference models for a Hugging Face text classifier: its architecture, retrained on halves.
+
+Each reference model is the target's architecture (from its `config.json`, or a base model
+folder uploaded with it) trained with the audit's hyperparameters on the records its inclusion
+mask selects. Only local files are read and no remote code runs, as for the target itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from attacks.reference.training import (
+    Batch,
+    Progress,
+    StackedModels,
+    TrainConfig,
+    build_models,
+    default_device,
+    fit_models,
+    minibatch_plan,
+)
+
+# How the padding mask reaches the model. A 2-D mask is what the model expects, but some
+# transformers versions inspect its values (e.g. "is anything padded?") while building the
+# attention bias, which vmap cannot batch; a prepared additive 4-D mask skips that step.
+MASK_MODES = ("2d", "padding-4d", "causal-4d")
+
+
+class SequenceLogits(nn.Module):
+    """A sequence classifier as (input_ids, attention_mask) -> logits, the padding mask in
+    `mask_mode` form, so K copies can be stacked and called through `functional_call`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.mask_mode = "2d"
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(
+            input_ids=input_ids, attention_mask=self._mask(attention_mask, input_ids.shape[-1])
+        ).logits
+
+    def _mask(self, attention_mask: torch.Tensor, length: int) -> torch.Tensor:
+        if self.mask_mode == "2d":
+            return attention_mask
+        keep = attention_mask[:, None, None, :].bool()
+        if self.mask_mode == "causal-4d":
+            causal = torch.ones(length, length, dtype=torch.bool, device=keep.device).tril()
+            keep = keep & causal
+        dtype = self.model.dtype
+        zero = torch.zeros((), dtype=dtype, device=keep.device)
+        return torch.where(keep, zero, torch.finfo(dtype).min)
+
+
+@dataclass
+class ReferenceTextClassifiers(StackedModels):
+    """K reference text classifiers; `logits(texts)` is [K, n, C], queried in one vmapped call
+    per batch."""
+
+    tokenizer: Any = None
+    device: str = "cpu"
+
+    def logits(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        max_length: int = 128,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Logits [K, n, num_labels] as float32 in the order of `texts`; texts are batched by
+        tokenized length, longest first, to cut padding as the target's scoring does."""
+        if batch_size < 1 or max_length < 1:
+            raise ValueError("batch_size and max_length must be positive")
+        texts = list(texts)
+        if any(not isinstance(text, str) for text in texts):
+            raise TypeError("texts must be strings")
+        num_labels = int(self.template.model.config.num_labels)
+        out = np.empty((self.n_models, len(texts), num_labels), dtype=np.float32)
+        if not texts:
+            return out
+        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        order = np.argsort(-np.asarray([len(ids) for ids in encoded]), kind="stable")
+        pad_id = self.tokenizer.pad_token_id
+        for start in range(0, len(texts), batch_size):
+            batch = order[start : start + batch_size]
+            ids, mask = _pad([encoded[i] for i in batch], pad_id)
+            logits = self.forward_all(ids.to(self.device), mask.to(self.device))
+            out[:, batch] = logits.float().cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, len(texts)), len(texts))
+        return out
+
+
+def train_reference_text_classifiers(
+    target_dir: Path,
+    texts: Sequence[str],
+    label_ids: np.ndarray,
+    masks: np.ndarray,
+    config: TrainConfig,
+    *,
+    init: Literal["config", "pretrained"] = "config",
+    base_dir: Path | None = None,
+    together: bool = True,
+    device: str | None = None,
+    progress: Progress | None = None,
+) -> ReferenceTextClassifiers:
+    """Train K = len(masks) copies of the target's architecture, model k on the texts where
+    masks[k] is True, with the target's tokenizer.
+
+    init="config": weights freshly initialised from the target's config (seed + k), never the
+    target's weights, which saw the members. init="pretrained": start from `base_dir` (a
+    `save_pretrained` folder the target was fine-tuned from), with a new classification head
+    (seed + k) when the base has none of the right size. `training_seconds` covers building,
+    tokenizing and training; `trained_together` says whether one vmapped step trained all K.
+    """
+    started = time.perf_counter()
+    device = device or default_device()
+    target_dir = Path(target_dir)
+    texts = list(texts)
+    labels = np.asarray(label_ids)
+    masks = np.asarray(masks)
+    if labels.shape != (len(texts),) or masks.ndim != 2 or masks.shape[1] != len(texts):
+        raise ValueError("need label_ids [n] and masks [K, n] for the n texts")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError("label_ids must be class indices (integers)")
+    if init == "pretrained" and base_dir is None:
+        raise ValueError('init="pretrained" needs base_dir, the base model the target came from')
+    if init not in ("config", "pretrained"):
+        raise ValueError(f'init must be "config" or "pretrained", got {init!r}')
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        target_dir, local_files_only=True, trust_remote_code=False
+    )
+    target_config = AutoConfig.from_pretrained(
+        target_dir, local_files_only=True, trust_remote_code=False
+    )
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoder classifiers ship without one
+    if target_config.pad_token_id is None:
+        target_config.pad_token_id = tokenizer.pad_token_id
+    num_labels = int(target_config.num_labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"label_ids must lie in [0, {num_labels})")
+
+    def make_model() -> nn.Module:
+        if init == "config":
+            model = AutoModelForSequenceClassification.from_config(
+                copy.deepcopy(target_config), attn_implementation="eager"
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                base_dir,
+                local_files_only=True,
+                use_safetensors=True,
+                trust_remote_code=False,
+                num_labels=num_labels,
+                id2label=target_config.id2label,
+                label2id=target_config.label2id,
+                pad_token_id=target_config.pad_token_id,
+                ignore_mismatched_sizes=True,
+                attn_implementation="eager",
+            )
+        return SequenceLogits(model)
+
+    encoded = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+    label_tensor = torch.as_tensor(labels, dtype=torch.long)
+    pad_id = tokenizer.pad_token_id
+
+    def make_batch(indices: np.ndarray) -> Batch:
+        """Each model's texts padded to the longest text of the step, as [K', B, L]."""
+        rows = [encoded[i] for i in indices.ravel()]
+        ids, mask = _pad(rows, pad_id)
+        shape = (*indices.shape, ids.shape[-1])
+        index = torch.as_tensor(indices)
+        return (
+            (ids.view(shape).to(device), mask.view(shape).to(device)),
+            label_tensor[index].to(device),
+        )
+
+    plan, steps_per_epoch = minibatch_plan(masks, config)
+    models = build_models(make_model, len(masks), config.seed, device)
+    # Probed even for sequential training: querying K models in one vmapped call still pays.
+    mode, why = _vmappable_mask_mode(models, make_batch, encoded, len(masks))
+    note = None
+    if mode is None:
+        note = f"not vmapped: {why}"
+        together = False
+    else:
+        models[0].mask_mode = mode  # the template: every stacked forward goes through it
+    stacked = fit_models(
+        models,
+        make_batch,
+        plan,
+        steps_per_epoch,
+        config,
+        together=together,
+        device=device,
+        progress=progress,
+    )
+    return ReferenceTextClassifiers(
+        template=stacked.template,
+        params=stacked.params,
+        buffers=stacked.buffers,
+        training_seconds=time.perf_counter() - started,
+        trained_together=stacked.trained_together,
+        loss_history=stacked.loss_history,
+        note=stacked.note or note,
+        vmapped=mode is not None,
+        tokenizer=tokenizer,
+        device=device,
+    )
+
+
+def _vmappable_mask_mode(
+    models: list[SequenceLogits],
+    make_batch: Callable[[np.ndarray], Batch],
+    encoded: list[list[int]],
+    k: int,
+) -> tuple[str | None, str]:
+    """The first mask form under which the vmapped forward gives each model's own logits, on
+    texts of different lengths so padding is exercised; None and the reasons if none does."""
+    lengths = np.asarray([len(ids) for ids in encoded])
+    picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
+    (ids, mask), _ = make_batch(np.tile(np.unique(picks), (k, 1)))
+    for model in models:
+        model.eval()
+    params, buffers = stack_module_state(models)
+    template = models[0]
+    reasons = []
+    try:
+        with torch.no_grad():
+            expected = torch.stack([model(ids[j], mask[j]) for j, model in enumerate(models)])
+            for mode in MASK_MODES:
+                template.mask_mode = mode
+                try:
+                    got = vmap(lambda p, b, i, m: functional_call(template, (p, b), (i, m)))(
+                        params, buffers, ids, mask
+                    )
+                except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
+                    reasons.append(f"{mode}: {type(error).__name__}: {str(error)[:200]}")
+                    continue
+                if torch.allclose(got, expected, rtol=1e-3, atol=1e-4):
+                    return mode, ""
+                reasons.append(f"{mode}: logits differ from the plain forward")
+    finally:
+        template.mask_mode = "2d"
+    return None, "vmap cannot run this architecture (" + "; ".join(reasons) + ")"
+
+
+def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token rows to the longest: ids and attention mask [B, L]."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask

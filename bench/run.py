@@ -1,0 +1,200 @@
+"""Run every benchmark side by side in one run and write the results.
+
+    .venv/bin/python -m bench.run            # the full run, as in bench/results/latest.md
+    .venv/bin/python -m bench.run --quick    # small sizes, for checking that all of it runs
+
+This process only orchestrates: it builds (or reuses) the audited model, starts one fresh
+child process per measurement, and writes `bench/results/<date>-<hostname>.json` (everything
+measured, with machine, load and versions) and `bench/results/latest.md` (the tables). A quick
+run writes `...-quick.json` and `latest-quick.md` instead, which git ignores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import end_to_end_vs_peers, reference_training, scoring_throughput
+from bench.harness import (
+    RESULTS_DIR,
+    Payload,
+    ensure_target,
+    load_average,
+    machine_info,
+    set_child_threads,
+    versions,
+)
+
+BENCHMARKS = ("throughput", "peers", "reference")
+
+# The audited model: the bundled intent classifier at a size where scoring and the attacks,
+# not start-up, take most of each tool's time; quick is for checking that everything runs.
+FULL_TARGET = {"n_members": 5000, "n_non_members": 5000, "epochs": 30}
+QUICK_TARGET = {"n_members": 300, "n_non_members": 300, "epochs": 30}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer repeats")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads per measured process (default: torch's, one per core); "
+        "use 1 on cores shared with other work, where torch's default pool stalls",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=BENCHMARKS,
+        default=list(BENCHMARKS),
+        help="run only these benchmarks (default: all)",
+    )
+    args = parser.parse_args(argv)
+    command = "python -m bench.run" + (" --quick" if args.quick else "")
+    if args.threads is not None:
+        command += f" --threads {args.threads}"
+    set_child_threads(args.threads)
+    if set(args.only) != set(BENCHMARKS):
+        command += " --only " + " ".join(args.only)
+
+    started = datetime.now(UTC)
+    load_before = load_average()
+    _say(f"load average before: {load_before}")
+    sizes = QUICK_TARGET if args.quick else FULL_TARGET
+    _say(f"audited model: intent classifier {sizes} (built once, then cached)")
+    clock = time.perf_counter()
+    target = ensure_target(**sizes)
+    _say(f"  ready in {time.perf_counter() - clock:.0f} s")
+
+    results: dict[str, Payload] = {}
+    if "throughput" in args.only:
+        _say("1. scoring throughput ...")
+        results["scoring_throughput"] = scoring_throughput.run(target, quick=args.quick)
+    if "peers" in args.only:
+        _say("2. end to end vs peers ...")
+        results["end_to_end_vs_peers"] = end_to_end_vs_peers.run(target, quick=args.quick)
+    if "reference" in args.only:
+        _say("3. reference-model training ...")
+        results["reference_training"] = reference_training.run(target, quick=args.quick)
+    load_after = load_average()
+    _say(f"load average after: {load_after}")
+
+    document = {
+        "date": started.isoformat(timespec="seconds"),
+        "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
+        "command": command,
+        "quick": args.quick,
+        "machine": machine_info(),
+        "threads_per_process": args.threads or f"torch default ({os.cpu_count()})",
+        "load_average": {"before": load_before, "after": load_after},
+        "versions": versions(),
+        "target": target.as_dict(),
+        "benchmarks": results,
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    stem = f"{started:%Y-%m-%d}-{document['machine']['hostname']}{suffix}"
+    json_path = RESULTS_DIR / f"{stem}.json"
+    json_path.write_text(json.dumps(document, indent=1) + "\n")
+    markdown_path = RESULTS_DIR / f"latest{suffix}.md"
+    markdown_path.write_text("\n".join(render_markdown(document, json_path.name)))
+    _say(f"wrote {json_path.relative_to(RESULTS_DIR.parent.parent)} and {markdown_path.name}")
+    print("\n".join(headline(document)))
+    return 0
+
+
+def headline(document: Payload) -> list[str]:
+    """The three ratios the issue sets targets for, as a Markdown table."""
+    rows = ["| benchmark | measured | target | met |", "| --- | ---: | --- | --- |"]
+    benchmarks = document["benchmarks"]
+    throughput = benchmarks.get("scoring_throughput", {}).get("summary")
+    if throughput:
+        rows.append(
+            f"| 1. scoring: leakgate records/s / bare loop records/s "
+            f"| {throughput['leakgate_over_floor']:.2f} | {throughput['target']} "
+            f"| {_yes(throughput['meets_target'])} |"
+        )
+    fastest = benchmarks.get("end_to_end_vs_peers", {}).get("summary", {}).get("fastest_peer")
+    if fastest:
+        rows.append(
+            f"| 2. end to end: fastest peer ({fastest['name']}) wall / leakgate wall "
+            f"| {fastest['speedup_wall']:.2f}x | {fastest['target']} "
+            f"| {_yes(fastest['meets_target'])} |"
+        )
+        rows.append(
+            f"| 2. end to end: same, time after imports / attack time only "
+            f"| {fastest['speedup_work']:.2f}x / {fastest['speedup_attack']:.2f}x | (context) | |"
+        )
+        rows.append(
+            f"| 2. end to end: fastest peer peak RSS / leakgate peak RSS "
+            f"| {fastest['rss_ratio']:.2f}x | (reported) | |"
+        )
+    for family, row in benchmarks.get("reference_training", {}).get("summary", {}).items():
+        if "speedup" in row:
+            rows.append(
+                f"| 3. reference training ({family}, K = 8): one after another / together "
+                f"| {row['speedup']:.2f}x | {row['target']} | {_yes(row['meets_target'])} |"
+            )
+        else:
+            rows.append(f"| 3. reference training ({family}, K = 8) | not measured | >= 3.0x | |")
+    return rows
+
+
+def render_markdown(document: Payload, json_name: str) -> list[str]:
+    machine, load = document["machine"], document["load_average"]
+    kind = "quick run (small sizes; for checking, not for quoting)" if document["quick"] else ""
+    lines = [
+        "# leakgate benchmark results" + (f": {kind}" if kind else ""),
+        "",
+        f"- Date: {document['date']} (took {document['duration_s'] / 60:.1f} min)",
+        f"- Command: `.venv/bin/{document['command']}`; everything measured: `{json_name}`",
+        f"- Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores "
+        f"({machine['usable_cores']} usable), {machine['ram_gib']} GiB RAM, {machine['os']}",
+        f"- Intra-op threads per measured process: {document['threads_per_process']}",
+        f"- Load average (1, 5, 15 min) before: {load['before']}, after: {load['after']} "
+        "(a load above 0 means other work shared the cores; each measurement's 1-min load "
+        "is in the JSON)",
+        "- Versions: " + ", ".join(f"{name} {v}" for name, v in document["versions"].items()),
+        f"- Audited model: {_target(document['target'])}",
+        "",
+        "## Headline ratios",
+        "",
+        *headline(document),
+        "",
+    ]
+    benchmarks = document["benchmarks"]
+    if "scoring_throughput" in benchmarks:
+        lines += scoring_throughput.markdown(benchmarks["scoring_throughput"])
+    if "end_to_end_vs_peers" in benchmarks:
+        lines += end_to_end_vs_peers.markdown(benchmarks["end_to_end_vs_peers"])
+    if "reference_training" in benchmarks:
+        lines += reference_training.markdown(benchmarks["reference_training"])
+    return lines
+
+
+def _target(target: Payload) -> str:
+    build = target["build"]
+    return (
+        f"tiny BERT intent classifier (`app.example.intent`), trained on {build['n_members']} "
+        f"members for {build['epochs']} epochs (seed {build['seed']}), audited against "
+        f"{build['n_non_members']} non-members"
+    )
+
+
+def _yes(flag: Any) -> str:
+    return "yes" if flag else "**no**"
+
+
+def _say(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
