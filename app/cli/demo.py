@@ -68,9 +68,15 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
     upgrade()
     key = demo_key()
     server = f"http://127.0.0.1:{port}"
+    log_path = settings.home / "serve.log"
+    log = log_path.open("a")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=os.environ.copy()
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    console.print(f"service log: {log_path}")
     try:
         with console.status(f"starting the embedded service at {server}"):
             wait_until_ready(server, proc)
@@ -94,3 +100,4 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
         return code
     finally:
         stop_process(proc)
+        log.close()

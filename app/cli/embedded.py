@@ -6,6 +6,8 @@ needed; the worker runs the same Celery task code as production.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -18,11 +20,20 @@ import uvicorn
 from app.core.config import get_settings
 from app.core.migrate import upgrade
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGTERM if `serve` dies, even by SIGKILL, so none is orphaned."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 def start_worker_process(*, concurrency: int = 1) -> subprocess.Popen:
     """A real Celery worker in a child process (its own interpreter, fork-safe for CUDA)."""
     cmd = [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(concurrency)]
-    return subprocess.Popen(cmd, env=os.environ.copy())
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.Popen(cmd, env=os.environ.copy(), preexec_fn=preexec)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -50,12 +61,19 @@ def watch_workers(procs: list[subprocess.Popen]) -> None:
     threading.Thread(target=watch, name="leakgate-worker-watch", daemon=True).start()
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def serve(*, host: str, port: int, workers: int = 1) -> None:
     settings = get_settings()
     settings.ensure_dirs()
     upgrade()
     procs = [start_worker_process() for _ in range(workers)]
     watch_workers(procs)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
+    # the `finally` below stops the workers instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:

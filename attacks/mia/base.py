@@ -1,8 +1,4 @@
-"""The inputs every membership-inference attack reads and the interface it implements.
-
-Signals are computed once per record (on the target and on any reference models); every
-attack is then a pure function of these arrays, so adding an attack never re-runs a model.
-"""
+"""The signal arrays every membership-inference attack reads, and the interface it implements."""
 
 from __future__ import annotations
 
@@ -15,7 +11,8 @@ import numpy as np
 @dataclass(frozen=True)
 class AttackInputs:
     """Signals of the n audited records, and optionally of K reference models and m population
-    records z (RMIA compares each record with z).
+    records z (RMIA compares each record with z). Signals are computed once per record, so
+    every attack is a pure function of these arrays and adding one never re-runs a model.
 
     `reference_in[k, i]` says whether record i was in reference model k's training set; None
     means no reference model trained on any audited record (the offline design), and likewise

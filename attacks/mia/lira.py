@@ -1,6 +1,4 @@
-"""LiRA, the likelihood-ratio attack calibrated per record with reference models (Carlini et al.,
-2022): how a record's confidence on the target compares with Gaussians fitted to it on models
-that did (IN) and did not (OUT) train on it."""
+"""LiRA (Carlini et al., 2022): a record's confidence against Gaussian fits on IN and OUT models."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""Attacks by name, so audits can list and run them without knowing their classes.
-
-What each needs in `AttackInputs`:
-
-- threshold attacks (one per signal: loss, confidence, probability, hinge, modified_entropy,
-  and the causal-LM signals zlib, min_k, min_k_plus_plus, reference_ratio): `target` only.
-- lira, lira-global: `references` (confidence) and `reference_in` with IN and OUT models per
-  record (online: references trained on random halves of data that include the audited records).
-- lira-offline, lira-offline-global: `references` (confidence); only OUT values are used.
-- rmia: `references` (probability) and `population_target` / `population_references`.
-- rmia-offline: the same; only OUT values are used, with the `a` correction.
-"""
+"""Attacks by name, so audits can list and run them without knowing their classes."""
 
 from __future__ import annotations
 
@@ -21,6 +10,16 @@ from attacks.mia.lira import LiRA
 from attacks.mia.rmia import RMIA
 from attacks.mia.threshold import DIRECTIONS, ThresholdAttack
 
+# What each attack reads from `AttackInputs`:
+# - threshold attacks, one per signal (loss, confidence, probability, hinge, modified_entropy,
+#   and the causal-LM signals zlib, min_k, min_k_plus_plus, reference_ratio): `target` only.
+# - lira, lira-global: `references` (confidence) and `reference_in` with IN and OUT models per
+#   record (online: references trained on random halves of data that include the audited ones).
+# - lira-offline, lira-offline-global: `references` (confidence); only OUT values are used.
+# - rmia: `references` (probability), `population_target` and `population_references`, with
+#   `population_reference_in` when z were in some references' training sets.
+# - rmia-offline: the same; only OUT values are used, with the `a` correction.
+# Each attack also says so itself: `needs_references`, `needs_population`.
 ATTACKS: dict[str, Callable[[], MembershipAttack]] = {
     **{name: partial(ThresholdAttack, name) for name in DIRECTIONS},
     "lira": partial(LiRA, online=True, global_variance=False),

@@ -1,5 +1,4 @@
-"""RMIA, the relative membership-inference attack (Zarifzadeh, Liu, Shokri, ICML 2024): a
-record's likelihood ratio Pr(x|theta)/Pr(x) compared with those of population records z."""
+"""RMIA (Zarifzadeh, Liu, Shokri, 2024): a record's Pr(x|theta)/Pr(x) against population ones."""
 
 from __future__ import annotations
 
@@ -42,6 +41,11 @@ class RMIA:
 
     def score(self, inputs: AttackInputs) -> np.ndarray:
         """Membership scores in [0, 1], higher = more likely member."""
+        if self.online and inputs.references is not None and not np.any(inputs.reference_in):
+            raise ValueError(
+                "online RMIA needs reference models trained on the audited records "
+                "(reference_in has no True); use offline RMIA"
+            )
         log_ratio_x = self.log_ratio(
             signal(inputs.target, self.signal, "the target"),
             signal(inputs.references, self.signal, "reference models"),

@@ -17,6 +17,7 @@ class ThresholdAttack:
     threshold on the scores gives the attack's ROC, so no threshold is fixed here."""
 
     needs_references = False
+    needs_population = False
 
     def __init__(self, signal: str) -> None:
         if signal not in DIRECTIONS:

@@ -1,9 +1,4 @@
-"""Reference models for a Hugging Face text classifier: its architecture, retrained on halves.
-
-Each reference model is the target's architecture (from its `config.json`, or a base model
-folder uploaded with it) trained with the audit's hyperparameters on the records its inclusion
-mask selects. Only local files are read and no remote code runs, as for the target itself.
-"""
+"""Reference models for a Hugging Face text classifier: its architecture, retrained on halves."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -90,6 +85,7 @@ class ReferenceTextClassifiers(StackedModels):
         out = np.empty((self.n_models, len(texts), num_labels), dtype=np.float32)
         if not texts:
             return out
+        max_length = _max_length(self.tokenizer, max_length)
         encoded = self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
         order = np.argsort(-np.asarray([len(ids) for ids in encoded]), kind="stable")
         pad_id = self.tokenizer.pad_token_id
@@ -122,7 +118,8 @@ def train_reference_text_classifiers(
     init="config": weights freshly initialised from the target's config (seed + k), never the
     target's weights, which saw the members. init="pretrained": start from `base_dir` (a
     `save_pretrained` folder the target was fine-tuned from), with a new classification head
-    (seed + k) when the base has none of the right size. `training_seconds` covers building,
+    (seed + k) when the base has none of the right size. Only local files are read and no
+    remote code runs, as for the target itself. `training_seconds` covers building,
     tokenizing and training; `trained_together` says whether one vmapped step trained all K.
     """
     started = time.perf_counter()
@@ -148,6 +145,8 @@ def train_reference_text_classifiers(
     )
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token  # decoder classifiers ship without one
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the target's tokenizer has neither a pad nor an end-of-text token")
     if target_config.pad_token_id is None:
         target_config.pad_token_id = tokenizer.pad_token_id
     num_labels = int(target_config.num_labels)
@@ -174,7 +173,9 @@ def train_reference_text_classifiers(
             )
         return SequenceLogits(model)
 
-    encoded = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+    encoded = tokenizer(
+        texts, truncation=True, max_length=_max_length(tokenizer, config.max_length)
+    )["input_ids"]
     label_tensor = torch.as_tensor(labels, dtype=torch.long)
     pad_id = tokenizer.pad_token_id
 
@@ -190,7 +191,7 @@ def train_reference_text_classifiers(
         )
 
     plan, steps_per_epoch = minibatch_plan(masks, config)
-    models = build_models(make_model, len(masks), config.seed, device)
+    models = cast(list[SequenceLogits], build_models(make_model, len(masks), config.seed, device))
     # Probed even for sequential training: querying K models in one vmapped call still pays.
     mode, why = _vmappable_mask_mode(models, make_batch, encoded, len(masks))
     note = None
@@ -268,3 +269,9 @@ def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
         ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
     return ids, mask
+
+
+def _max_length(tokenizer: Any, max_length: int) -> int:
+    """The requested token budget, capped at what the tokenizer (and so the model) allows."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return min(max_length, int(limit)) if isinstance(limit, int) and limit > 0 else max_length

@@ -1,17 +1,11 @@
-"""Training K small reference models together in one vmapped step, or one after another.
-
-Reference models are many copies of one small architecture; stepping them together
-(`torch.func.stack_module_state` + `functional_call` + `vmap`) pays the per-operation overhead
-once instead of K times. The sequential path feeds every model the same minibatches with the
-same hyperparameters, so the two give comparable models and a benchmark can time both.
-"""
+"""Train K small reference models together (stacked + vmapped) or one after another, alike."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +105,7 @@ class StackedModels:
 
 
 def fit_models(
-    models: list[nn.Module],
+    models: Sequence[nn.Module],
     make_batch: Callable[[np.ndarray], Batch],
     plan: np.ndarray,
     steps_per_epoch: int,
@@ -121,9 +115,14 @@ def fit_models(
     device: str,
     progress: Progress | None = None,
 ) -> StackedModels:
-    """Train every model on its own minibatches with Adam and cross-entropy. If the first
-    vmapped step fails on this architecture, the models are trained one after another instead
-    and `note` says why."""
+    """Train every model on its own minibatches with Adam and cross-entropy.
+
+    Together: the K models' parameters are stacked (`stack_module_state`) and one vmapped
+    `functional_call` steps them all, paying the per-operation overhead once instead of K
+    times. One after another: the same minibatches and hyperparameters, so both give
+    comparable models and a benchmark can time both. If the first vmapped step fails on this
+    architecture, the models are trained one after another and `note` says why.
+    """
     if together:
         try:
             return _fit_together(
@@ -143,7 +142,7 @@ class _VmapUnsupported(Exception):
 
 
 def _fit_together(
-    models: list[nn.Module],
+    models: Sequence[nn.Module],
     make_batch: Callable[[np.ndarray], Batch],
     plan: np.ndarray,
     steps_per_epoch: int,
@@ -155,13 +154,13 @@ def _fit_together(
     params, buffers = stack_module_state(models)
     optimizer = torch.optim.Adam(params.values(), lr=config.lr, weight_decay=config.weight_decay)
 
-    def loss(p: dict[str, Any], b: dict[str, Any], inputs: tuple, labels: torch.Tensor):
+    def loss(p: dict[str, Any], b: dict[str, Any], inputs: tuple, labels: torch.Tensor) -> Any:
         return F.cross_entropy(functional_call(template, (p, b), inputs), labels)
 
     # Dropout masks must differ between models, as they would if trained apart.
     batched_loss = vmap(loss, randomness="different")
     k = len(models)
-    history = np.zeros((config.epochs, k))
+    history = torch.zeros((config.epochs, k), dtype=torch.float64, device=device)
     template.train()
     with _seeded(config.seed, device):
         for step in range(len(plan)):
@@ -175,7 +174,7 @@ def _fit_together(
                     raise
                 raise _VmapUnsupported(_first_line(error)) from error
             optimizer.step()
-            history[step // steps_per_epoch] += losses.detach().cpu().numpy()
+            history[step // steps_per_epoch] += losses.detach()  # no per-step device sync
             if progress is not None:
                 progress((step + 1) * k, len(plan) * k)
     return StackedModels(
@@ -184,12 +183,12 @@ def _fit_together(
         buffers=buffers,
         training_seconds=0.0,
         trained_together=True,
-        loss_history=history / max(steps_per_epoch, 1),
+        loss_history=(history / max(steps_per_epoch, 1)).cpu().numpy(),
     )
 
 
 def _fit_sequential(
-    models: list[nn.Module],
+    models: Sequence[nn.Module],
     make_batch: Callable[[np.ndarray], Batch],
     plan: np.ndarray,
     steps_per_epoch: int,
@@ -198,7 +197,7 @@ def _fit_sequential(
     progress: Progress | None,
 ) -> StackedModels:
     k = len(models)
-    history = np.zeros((config.epochs, k))
+    history = torch.zeros((config.epochs, k), dtype=torch.float64, device=device)
     for index, model in enumerate(models):
         model.train()
         optimizer = torch.optim.Adam(
@@ -211,7 +210,7 @@ def _fit_sequential(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                history[step // steps_per_epoch, index] += loss.item()
+                history[step // steps_per_epoch, index] += loss.detach()
                 if progress is not None:
                     progress(index * len(plan) + step + 1, len(plan) * k)
     params, buffers = stack_module_state(models)
@@ -221,11 +220,13 @@ def _fit_sequential(
         buffers=buffers,
         training_seconds=0.0,
         trained_together=False,
-        loss_history=history / max(steps_per_epoch, 1),
+        loss_history=(history / max(steps_per_epoch, 1)).cpu().numpy(),
     )
 
 
-def build_models(make_model: Callable[[], nn.Module], k: int, seed: int, device: str):
+def build_models(
+    make_model: Callable[[], nn.Module], k: int, seed: int, device: str
+) -> list[nn.Module]:
     """K models, the k-th initialised under seed + k, so reruns give the same references."""
     models = []
     for index in range(k):

@@ -101,7 +101,7 @@ def test_equal_reference_values_do_not_make_infinite_scores():
 
 
 def test_online_needs_in_models_and_offline_ignores_them():
-    inputs, member = _world(1, n=300, k=4)
+    inputs, _ = _world(1, n=300, k=4)
     offline = LiRA(online=False)
     expected = offline.score(inputs)
     # Changing the IN values must not change offline scores.

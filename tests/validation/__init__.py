@@ -1,0 +1,1 @@
+"""Validation of the attacks on real small models (slow)."""
