@@ -69,6 +69,7 @@ def text_classifier_references(
         reference_in=in_mask[:, :n],
         population_target=population_signals,
         population_references={name: values[:, n:] for name, values in stacked.items()},
+        population_reference_in=in_mask[:, n:],
     )
     info = ReferenceModels(
         count=int(logits.shape[0]),

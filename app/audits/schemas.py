@@ -156,7 +156,10 @@ def default_attacks(spec: AuditSpec) -> list[str]:
         return base + (["reference_ratio"] if spec.reference_lm else [])
     base = ["loss", "confidence"]
     if spec.task == "text-classification" and spec.population is not None:
-        base += ["lira", "rmia"]
+        # Per-record variances need many models (Carlini et al. use a fixed one below 64);
+        # with fewer, per-record LiRA ranks noise first (measured in tests/validation).
+        many = spec.reference_spec.count >= 64 or len(spec.reference_spec.uploaded) >= 64
+        base += ["lira" if many else "lira-global", "rmia"]
     return base
 
 

@@ -84,9 +84,9 @@ class StackedModels:
         return len(next(iter(self.params.values())))
 
     def forward_all(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """Outputs [K, B, ...] of every model on the same inputs, without gradients."""
+        """Outputs [K, B, ...] of every model on the same inputs, in inference mode."""
         self.template.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             if self.vmapped:
                 try:
                     return vmap(lambda p, b: functional_call(self.template, (p, b), inputs))(
