@@ -194,9 +194,7 @@ def _record(item: dict[str, Any], number: str, location: str, seen: dict[str, st
             f'duplicate id "{record_id}" (first seen on {seen[record_id]})', location
         )
     seen[record_id] = location
-    return Record(
-        text=text, label=label, id=record_id, outputs=outputs, outputs_kind=outputs_kind
-    )
+    return Record(text=text, label=label, id=record_id, outputs=outputs, outputs_kind=outputs_kind)
 
 
 def _outputs(item: dict[str, Any], location: str) -> tuple[tuple[float, ...] | None, str | None]:
