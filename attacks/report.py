@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -16,11 +17,63 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DPClaim(_Schema):
-    """The (epsilon, delta) differential-privacy guarantee the model's owner claims."""
+class DPSGDParameters(_Schema):
+    """How a model was trained with DP-SGD; an accountant turns this into epsilon."""
 
-    epsilon: float = Field(gt=0)
+    noise_multiplier: float = Field(gt=0)
+    sample_rate: float = Field(gt=0, le=1)
+    steps: int | None = Field(default=None, ge=1)
+    epochs: float | None = Field(default=None, gt=0)
+    accountant: Literal["rdp", "pld"] = "rdp"
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> DPSGDParameters:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give either steps or epochs of DP-SGD training")
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        assert self.epochs is not None
+        return math.ceil(self.epochs / self.sample_rate)
+
+
+class DPClaim(_Schema):
+    """The (epsilon, delta) differential-privacy guarantee the model's owner claims.
+
+    Either declared (`epsilon`) or computed from DP-SGD parameters by a real accountant
+    (`dp_sgd`, filling `accounted_epsilon`); when both are given the declared one is checked.
+    """
+
+    epsilon: float | None = Field(default=None, gt=0)
     delta: float = Field(default=1e-5, ge=0, lt=1)
+    dp_sgd: DPSGDParameters | None = None
+    accounted_epsilon: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _resolve_epsilon(self) -> DPClaim:
+        if self.epsilon is None and self.dp_sgd is None:
+            raise ValueError("a DP claim needs epsilon, or dp_sgd parameters to account for")
+        if self.dp_sgd is not None and self.accounted_epsilon is None:
+            from attacks.privacy.accounting import dpsgd_epsilon
+
+            self.accounted_epsilon = dpsgd_epsilon(
+                noise_multiplier=self.dp_sgd.noise_multiplier,
+                sample_rate=self.dp_sgd.sample_rate,
+                steps=self.dp_sgd.n_steps,
+                delta=self.delta,
+                accountant=self.dp_sgd.accountant,
+            )
+        if self.epsilon is None:
+            self.epsilon = self.accounted_epsilon
+        return self
+
+    @property
+    def claimed_epsilon(self) -> float:
+        assert self.epsilon is not None
+        return self.epsilon
 
 
 class RocCurve(_Schema):

@@ -181,6 +181,9 @@ class AuditRead(BaseModel):
     error: str | None
     cancel_requested: bool
     verdict: str | None
+    claimed_epsilon: float | None = Field(
+        description="declared, or computed from the DP-SGD parameters by an accountant"
+    )
     auc: float | None
     epsilon_lower_bound: float | None
     created_at: datetime

@@ -231,6 +231,7 @@ def to_read(audit: Audit) -> AuditRead:
         error=audit.error,
         cancel_requested=audit.cancel_requested,
         verdict=audit.verdict,
+        claimed_epsilon=(audit.spec.get("dp_claim") or {}).get("epsilon"),
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
         created_at=audit.created_at,

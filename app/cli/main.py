@@ -141,6 +141,12 @@ def audit(
     version: Annotated[str | None, typer.Option(help="Model version label.")] = None,
     epsilon: Annotated[float | None, typer.Option(help="Claimed DP epsilon.")] = None,
     delta: Annotated[float, typer.Option(help="Claimed DP delta.")] = 1e-5,
+    noise_multiplier: Annotated[
+        float | None, typer.Option(help="DP-SGD noise multiplier (epsilon by an accountant).")
+    ] = None,
+    sample_rate: Annotated[float | None, typer.Option(help="DP-SGD sampling rate.")] = None,
+    dp_epochs: Annotated[float | None, typer.Option(help="DP-SGD epochs.")] = None,
+    dp_steps: Annotated[int | None, typer.Option(help="DP-SGD steps.")] = None,
     attack: Annotated[list[str] | None, typer.Option(help="Attack to run (repeatable).")] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the verdict.")] = False,
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
@@ -151,8 +157,18 @@ def audit(
             "no API key: pass --api-key or set LEAKGATE_API_KEY", param_hint="--api-key"
         )
     spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
+    claim: dict[str, Any] = {"delta": delta}
     if epsilon is not None:
-        spec["dp_claim"] = {"epsilon": epsilon, "delta": delta}
+        claim["epsilon"] = epsilon
+    if noise_multiplier is not None or sample_rate is not None:
+        claim["dp_sgd"] = {
+            "noise_multiplier": noise_multiplier,
+            "sample_rate": sample_rate,
+            "epochs": dp_epochs,
+            "steps": dp_steps,
+        }
+    if len(claim) > 1:
+        spec["dp_claim"] = claim
     if attack:
         spec["attacks"] = attack
     try:

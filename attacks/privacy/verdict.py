@@ -34,7 +34,16 @@ def decide(bound: EpsilonBound | None, claim: DPClaim | None) -> Verdict:
             "recompute it with the claim's delta"
         )
 
-    claimed = f"(epsilon = {claim.epsilon:g}, delta = {claim.delta:g})"
+    claimed = f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g})"
+    if claim.dp_sgd is not None and claim.accounted_epsilon == claim.epsilon:
+        claimed += (
+            f", from the DP-SGD parameters by the {claim.dp_sgd.accountant.upper()} accountant"
+        )
+    elif claim.accounted_epsilon is not None and claim.accounted_epsilon > claim.claimed_epsilon:
+        claimed += (
+            f"; note the DP-SGD parameters give epsilon = {claim.accounted_epsilon:.3g}, "
+            "more than declared"
+        )
     if bound is None:
         status = "consistent"
         explanation = f"No attack produced an epsilon lower bound, so the claim {claimed} stands."
@@ -43,7 +52,7 @@ def decide(bound: EpsilonBound | None, claim: DPClaim | None) -> Verdict:
             f"the attacks show epsilon >= {bound.value:.3g} "
             f"with {_percent(bound.confidence)} confidence"
         )
-        if bound.value > claim.epsilon:
+        if bound.value > claim.claimed_epsilon:
             status = "violation"
             explanation = f"The claim {claimed} is contradicted: {measured}."
         else:
@@ -54,7 +63,7 @@ def decide(bound: EpsilonBound | None, claim: DPClaim | None) -> Verdict:
             )
     return Verdict(
         status=status,
-        claimed_epsilon=claim.epsilon,
+        claimed_epsilon=claim.claimed_epsilon,
         claimed_delta=claim.delta,
         epsilon_lower_bound=value,
         confidence=confidence,
