@@ -49,8 +49,12 @@ def demo_key() -> str:
 
 
 def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
+    from transformers.utils import logging as hf_logging
+
     from app.cli.main import run_audit
     from app.example.intent import ExampleFiles, build_example
+
+    hf_logging.disable_progress_bar()
 
     settings = get_settings()
     settings.ensure_dirs()

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from attacks.lm_signals import TokenStats
 from attacks.report import TargetInfo
+from attacks.targets.loading import load_local
 
 SIGMA_EPSILON = 1e-6
 """Floor on sigma_t, so a near one-hot prediction cannot divide the Min-K%++ score by zero."""
@@ -77,22 +78,7 @@ class CausalLM:
     def load(cls, path: Path, device: str | None = None) -> CausalLM:
         """Load weights and tokenizer from a local folder only: safetensors, no remote code,
         so an uploaded model cannot run code or reach the network."""
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForCausalLM.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, trust_remote_code=False
-        )
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False
-        )
-        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-            # Most causal LMs ship without a pad token; batching needs one (it is masked out).
-            tokenizer.pad_token = tokenizer.eos_token
-            if model.config.pad_token_id is None:
-                model.config.pad_token_id = tokenizer.pad_token_id
-        model.to(device)
-        model.eval()
-        return cls(model, tokenizer, device)
+        return cls(*load_local(AutoModelForCausalLM, path, device))
 
     @property
     def n_parameters(self) -> int:

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from attacks.report import TargetInfo
+from attacks.targets.loading import load_local
 
 _DEFAULT_LABEL_NAME = re.compile(r"LABEL_(\d+)")
 _DECIMAL = re.compile(r"[0-9]+")
@@ -30,22 +31,7 @@ class TextClassifier:
     def load(cls, path: Path, device: str | None = None) -> TextClassifier:
         """Load weights and tokenizer from a local folder only: safetensors, no remote code,
         so an uploaded model cannot run code or reach the network."""
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, trust_remote_code=False
-        )
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False
-        )
-        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-            # Decoder classifiers (GPT-2 style) ship without a pad token; batching needs one.
-            tokenizer.pad_token = tokenizer.eos_token
-            if model.config.pad_token_id is None:
-                model.config.pad_token_id = tokenizer.pad_token_id
-        model.to(device)
-        model.eval()
-        return cls(model, tokenizer, device)
+        return cls(*load_local(AutoModelForSequenceClassification, path, device))
 
     @property
     def num_labels(self) -> int:
@@ -121,26 +107,27 @@ class TextClassifier:
             return out
         # Tokenize once; each batch is then padded from these ids (no second tokenizer pass).
         encoded = self.tokenizer(texts, truncation=True, max_length=max_length)
-        fields = [f for f in ("input_ids", "token_type_ids") if f in encoded]
-        lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), dtype=np.int64)
+        columns = {f: encoded[f] for f in ("input_ids", "token_type_ids") if f in encoded}
+        lengths = np.fromiter((len(ids) for ids in columns["input_ids"]), dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows at once
         pad_values = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": 0}
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(texts), batch_size):
                 batch = order[start : start + batch_size]
-                width = int(lengths[batch].max())
-                inputs = {}
-                for name in (*fields, "attention_mask"):
-                    source = "input_ids" if name == "attention_mask" else name
-                    fill = 0 if name == "attention_mask" else pad_values[name]
-                    padded = np.full((len(batch), width), fill, dtype=np.int64)
-                    for row, index in enumerate(batch):
-                        values = encoded[source][index]
-                        n = len(values)
-                        cols = slice(width - n, width) if left else slice(0, n)
-                        padded[row, cols] = 1 if name == "attention_mask" else values
-                    inputs[name] = torch.from_numpy(padded).to(self.device)
+                batch_lengths = lengths[batch]
+                width = int(batch_lengths.max())
+                positions = np.arange(width)
+                if left:
+                    mask = positions >= (width - batch_lengths)[:, None]
+                else:
+                    mask = positions < batch_lengths[:, None]
+                inputs = {"attention_mask": torch.from_numpy(mask.astype(np.int64))}
+                for name, rows in columns.items():
+                    padded = np.full((len(batch), width), pad_values[name], dtype=np.int64)
+                    padded[mask] = np.concatenate([rows[i] for i in batch])
+                    inputs[name] = torch.from_numpy(padded)
+                inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
                 out[batch] = self.model(**inputs).logits.float().cpu().numpy()
                 if progress is not None:
                     progress(min(start + batch_size, len(texts)), len(texts))

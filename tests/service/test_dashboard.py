@@ -16,29 +16,9 @@ from markupsafe import escape
 
 from app.dashboard.roc_svg import Curve, LogLogFrame, roc_svg, tick_label
 from tests.conftest import new_key
-from tests.service.helpers import dataset_bytes, tiny_model_archive, upload
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 WORKER = "dashboard-test-worker"
-
-
-@pytest.fixture(scope="module")
-def model_body(tmp_path_factory) -> bytes:
-    return tiny_model_archive(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture
-def uploaded(client, auth, model_body) -> dict[str, str]:
-    ids = {}
-    for field, body, kind, name in (
-        ("target", model_body, "model", "tiny.tar.gz"),
-        ("members", dataset_bytes(20), "dataset", "members.jsonl"),
-        ("non_members", dataset_bytes(20, offset=100), "dataset", "non_members.jsonl"),
-    ):
-        response = upload(client, auth, body, kind, name)
-        assert response.status_code == 201, response.text
-        ids[field] = response.json()["id"]
-    return ids
 
 
 def submit(client, auth, ids: dict[str, str], **extra) -> str:
