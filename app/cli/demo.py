@@ -52,13 +52,14 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
     from transformers.utils import logging as hf_logging
 
     from app.cli.main import run_audit
-    from app.example.intent import ExampleFiles, build_example
+    from app.example.intent import ExampleFiles, build_example, make_intent_records, write_jsonl
 
     hf_logging.disable_progress_bar()
 
     settings = get_settings()
     settings.ensure_dirs()
     example_dir = settings.home / "example"
+    population = example_dir / "population.jsonl"
     files = ExampleFiles(
         model_dir=example_dir / "model",
         members=example_dir / "members.jsonl",
@@ -68,6 +69,8 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
         with console.status("training the example intent classifier (it memorises its data)"):
             started = time.perf_counter()
             files = build_example(example_dir)
+        # More records from the same distribution, for the reference models of LiRA and RMIA.
+        write_jsonl(population, make_intent_records(600, seed=1, label_noise=0.2, id_prefix="p"))
         console.print(f"example built in {time.perf_counter() - started:.0f} s: {files.model_dir}")
     upgrade()
     key = demo_key()
@@ -88,8 +91,11 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
         spec = {
             "model": {"name": "example-intent-classifier", "version": "demo"},
             "dp_claim": {"epsilon": 1.0, "delta": 1e-5},
+            "references": {"count": 4, "train": {"epochs": 15}},
+            "records_at_risk": 10,
         }
         with LeakgateClient(server, key) as client:
+            spec["population"] = client.upload(population, "dataset")["id"]
             code = run_audit(
                 client, files.model_dir, files.members, files.non_members, spec, wait=True
             )

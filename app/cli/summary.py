@@ -31,13 +31,12 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
     table = Table(
         title=f"leakage of {audit['model']['name']} {audit['model'].get('version') or ''}"
     )
-    table.add_column("attack")
-    table.add_column("AUC [95% CI]")
-    table.add_column("TPR@0.1%FPR")
-    table.add_column("TPR@1%FPR")
-    table.add_column("TPR@10%FPR")
-    table.add_column("advantage")
-    table.add_column("members/non")
+    table.add_column("attack", no_wrap=True)
+    table.add_column("AUC [95% CI]", no_wrap=True)
+    for fpr in ("0.1%", "1%", "10%"):
+        table.add_column(f"TPR at\n{fpr} FPR", justify="right")
+    table.add_column("adv.", justify="right")
+    table.add_column("refs", justify="right")
     for attack in report["attacks"]:
         tprs = {round(p["fpr"], 6): p for p in attack["tpr_at_fpr"]}
 
@@ -56,9 +55,11 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
             cell(0.01),
             cell(0.1),
             f"{attack['advantage']:.3f}",
-            f"{attack['n_members']}/{attack['n_non_members']}",
+            str(attack.get("n_reference_models") or "-"),
         )
     console.print(table)
+    first = report["attacks"][0]
+    console.print(f"{first['n_members']} members, {first['n_non_members']} non-members")
     if any(not p["resolved"] for a in report["attacks"] for p in a["tpr_at_fpr"]):
         console.print("[dim]* fewer non-members than 1/FPR: that point is not resolved[/]")
     bound = report.get("epsilon_lower_bound")
@@ -68,6 +69,15 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
             f"{bound['confidence']:.0%} confidence (delta {bound['delta']:g}; "
             f"{bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records; "
             f"{bound['threat_model']})"
+        )
+    at_risk = report.get("records_at_risk") or []
+    if at_risk:
+        shown = ", ".join(
+            f"{r['record_id']} ({_pct(r['flagged_at_fpr'])} FPR)" for r in at_risk[:5]
+        )
+        console.print(
+            f"records at risk (by {at_risk[0]['attack']}, flagged at the FPR shown): {shown}"
+            + (f" and {len(at_risk) - 5} more (records.csv)" if len(at_risk) > 5 else "")
         )
     utility = report.get("utility")
     if utility:
