@@ -114,8 +114,9 @@ def _iter_members(path: Path, kind: str) -> Iterator[tuple[str, int, bool, bool,
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
                 for info in zf.infolist():
-                    mode = info.external_attr >> 16
-                    special = mode != 0 and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+                    # Unix type bits, when present (Python's writestr leaves them at 0).
+                    file_type = stat.S_IFMT(info.external_attr >> 16)
+                    special = file_type not in (0, stat.S_IFREG, stat.S_IFDIR)
                     is_dir = info.is_dir()
                     yield info.filename, info.file_size, not is_dir and not special, is_dir, info
         else:

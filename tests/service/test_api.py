@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import stat
+import zipfile
+
 import pytest
 from sqlalchemy import func, select
 
@@ -215,3 +219,56 @@ def test_openapi_lists_the_routes(client):
         "/v1/audits/{audit_id}/cancel",
     ):
         assert path in paths
+
+
+def zip_with(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_archives_are_checked_too(client, auth):
+    response = upload(client, auth, zip_with({"../../etc/cron.d/x.json": b"{}"}), "model", "m.zip")
+    assert response.status_code == 422 and "escapes" in response.json()["detail"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        link = zipfile.ZipInfo("config.json")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    response = upload(client, auth, buf.getvalue(), "model", "m.zip")
+    assert response.status_code == 422 and "link" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "entries", "needle"),
+    [
+        (
+            "LEAKGATE_MAX_ARCHIVE_ENTRIES",
+            "2",
+            {"a.json": b"{}", "b.json": b"{}", "c.json": b"{}"},
+            "more than 2 entries",
+        ),
+        (
+            "LEAKGATE_MAX_ARCHIVE_UNPACKED_BYTES",
+            "1000",
+            {"config.json": b" " * 5000},
+            "unpacks to more than 1000 bytes",
+        ),
+    ],
+)
+def test_archive_limits(activate, monkeypatch, setting, value, entries, needle):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv(setting, value)
+    reset_caches()
+    headers = {"Authorization": f"Bearer {new_key()}"}
+    with TestClient(create_app(run_sweeper=False)) as limited:
+        for body in (tar_with(entries), zip_with(entries)):
+            response = upload(limited, headers, body, "model", "m.tar.gz")
+            assert response.status_code == 422
+            assert needle in response.json()["detail"]
