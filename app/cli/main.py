@@ -148,6 +148,20 @@ def audit(
     dp_epochs: Annotated[float | None, typer.Option(help="DP-SGD epochs.")] = None,
     dp_steps: Annotated[int | None, typer.Option(help="DP-SGD steps.")] = None,
     attack: Annotated[list[str] | None, typer.Option(help="Attack to run (repeatable).")] = None,
+    population: Annotated[
+        Path | None,
+        typer.Option(
+            help="More records from the same distribution: enables LiRA and RMIA.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    reference_models: Annotated[
+        int | None, typer.Option(help="Reference models the worker trains (default 8).")
+    ] = None,
+    include_text: Annotated[
+        bool, typer.Option(help="Put record text in the records at risk.")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the verdict.")] = False,
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
@@ -171,10 +185,21 @@ def audit(
         spec["dp_claim"] = claim
     if attack:
         spec["attacks"] = attack
+    if reference_models is not None:
+        spec["references"] = {"count": reference_models}
+    if include_text:
+        spec["include_text"] = True
     try:
         with LeakgateClient(server, api_key) as client:
             code = run_audit(
-                client, model, members, non_members, spec, wait=wait, report_out=report_out
+                client,
+                model,
+                members,
+                non_members,
+                spec,
+                wait=wait,
+                report_out=report_out,
+                population=population,
             )
     except ApiError as exc:
         console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
@@ -194,16 +219,20 @@ def run_audit(
     *,
     wait: bool,
     report_out: Path | None = None,
+    population: Path | None = None,
 ) -> int:
     """Upload, submit and optionally follow one audit with progress bars; return the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:
         ids = {}
-        for field, path, kind in (
+        uploads = [
             ("target", model, "model"),
             ("members", members, "dataset"),
             ("non_members", non_members, "dataset"),
-        ):
+        ]
+        if population is not None:
+            uploads.append(("population", population, "dataset"))
+        for field, path, kind in uploads:
             size = path.stat().st_size if path.is_file() else None
             bar = bars.add_task(f"uploading {path.name}", total=size)
             advance = lambda n, bar=bar: bars.advance(bar, n)  # noqa: E731

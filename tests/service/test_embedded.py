@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from app.cli.demo import wait_until_ready
-from app.example.intent import build_example
+from app.example.intent import build_example, make_intent_records, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -146,3 +147,28 @@ def test_api_refuses_to_start_on_an_old_schema(tmp_path):
     done = leakgate("api", "--port", str(free_port()), env=env, timeout=60)
     assert done.returncode == 2
     assert "leakgate db upgrade" in done.stderr
+
+
+def test_population_enables_reference_attacks_from_the_cli(embedded, example, tmp_path):
+    population = tmp_path / "population.jsonl"
+    write_jsonl(population, make_intent_records(200, seed=5, label_noise=0.2, id_prefix="p"))
+    out = tmp_path / "report.json"
+    done = leakgate(
+        *audit_args(
+            example,
+            "--population",
+            str(population),
+            "--reference-models",
+            "2",
+            "--report-out",
+            str(out),
+        ),
+        env=embedded["env"],
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    by_name = {a["name"]: a for a in report["attacks"]}
+    assert {"lira-global", "rmia"} <= set(by_name)
+    assert by_name["rmia"]["n_reference_models"] == 2
+    assert report["records_at_risk"] and report["records_at_risk"][0]["text"] is None
+    assert "records at risk" in done.stderr
