@@ -327,3 +327,54 @@ def test_cancel_stops_a_running_audit(client, models):
     audit = wait_done(client, auth, audit_id, timeout_s=60)
     assert audit["state"] == "cancelled"
     assert client.get(f"/v1/audits/{audit_id}/report", headers=auth).status_code == 409
+
+
+def test_reference_models_uploaded_by_the_pipeline(client, models, tmp_path):
+    """The pipeline trained its own references and says which records each one saw."""
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    population = make_intent_records(200, seed=11, label_noise=0.2, id_prefix="q")
+    audited = read_jsonl(models["members"]) + read_jsonl(models["non_members"])
+    pool = audited + population
+    vocab = [r["text"] for r in pool]
+    rng = np.random.default_rng(0)
+    inside = rng.random(len(pool)) < 0.5
+    references = []
+    for k, chosen in enumerate((inside, ~inside)):  # a complementary pair: each record IN once
+        records = [r for r, keep in zip(pool, chosen, strict=True) if keep]
+        folder = tmp_path / f"ref{k}"
+        train_intent_classifier(folder, records, epochs=10, seed=k, vocab_texts=vocab)
+        body = pack_model_folder(folder, tmp_path / f"ref{k}.tgz").read_bytes()
+        response = upload(client, auth, body, "model", f"ref{k}.tgz")
+        assert response.status_code == 201, response.text
+        references.append(
+            {"model": response.json()["id"], "trained_on": [r["id"] for r in records]}
+        )
+    response = upload(client, auth, jsonl(population), "dataset", "population.jsonl")
+    audit_id = submit(
+        client,
+        auth,
+        models,
+        "memorised",
+        population=response.json()["id"],
+        attacks=["loss", "lira-global", "rmia"],
+        references={"uploaded": references},
+    )
+    audit = wait_done(client, auth, audit_id)
+    assert audit["state"] == "succeeded", audit["error"]
+    report = client.get(f"/v1/audits/{audit_id}/report", headers=auth).json()
+    refs = report["reference_models"]
+    assert refs["source"] == "uploaded" and refs["count"] == 2 and refs["mode"] == "online"
+    assert {a["name"]: a["n_reference_models"] for a in report["attacks"]}["rmia"] == 2
+
+    unknown = {"uploaded": [{"model": references[0]["model"], "trained_on": ["nope"]}]}
+    audit_id = submit(
+        client,
+        auth,
+        models,
+        "memorised",
+        population=response.json()["id"],
+        attacks=["rmia"],
+        references=unknown,
+    )
+    audit = wait_done(client, auth, audit_id)
+    assert audit["state"] == "failed" and "nope" in audit["error"]
