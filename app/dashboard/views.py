@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep
 from app.audits import service
-from app.audits.models import FINAL_STATES, STATES, Audit
+from app.audits.models import FINAL_STATES, STATES, Audit, Report
 from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
 from app.tenants.models import Tenant
@@ -318,11 +318,10 @@ def cancel_audit(
     return _redirect(f"{HOME}/audits/{audit_id}?notice={notice}")
 
 
-@router.get("/dashboard/audits/{audit_id}/report.json")
-def report_json(
-    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
-    """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
+def _stored_report(
+    request: Request, audit_id: str, tenant: Tenant, db_session: Session
+) -> Report | Response:
+    """The audit's stored report, or the page that says why there is none."""
     audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
     if audit is None:
         return _not_found(request, tenant, audit_id)
@@ -338,6 +337,35 @@ def report_json(
             tenant=tenant,
             status_code=status.HTTP_409_CONFLICT,
         )
+    return stored
+
+
+@router.get("/dashboard/audits/{audit_id}/records.csv")
+def records_csv(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """Records at risk as `GET /v1/audits/{id}/records.csv` gives them, as a download."""
+    stored = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(stored, Response):
+        return stored
+    return Response(
+        service.records_csv(stored.body),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{audit_id}-records.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/dashboard/audits/{audit_id}/report.json")
+def report_json(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
+    stored = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(stored, Response):
+        return stored
     filename = f"leakgate-report-{audit_id}.json"
     return JSONResponse(
         stored.body,

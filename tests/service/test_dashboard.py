@@ -286,6 +286,12 @@ def test_report_download_equals_api_report(client, auth, api_key, uploaded):
     api = client.get(f"/v1/audits/{audit_id}/report", headers=auth)
     assert api.status_code == 200
     assert download.json() == api.json()
+    csv_download = client.get(f"/dashboard/audits/{audit_id}/records.csv")
+    assert (
+        csv_download.status_code == 200
+        and "attachment" in csv_download.headers["content-disposition"]
+    )
+    assert csv_download.text == client.get(f"/v1/audits/{audit_id}/records.csv", headers=auth).text
 
 
 def test_unreadable_stored_report_is_explained_not_500(client, auth, api_key, uploaded):
