@@ -13,6 +13,8 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
+from attacks.reference.text import pad_batch
+
 MAX_LENGTH = 64
 """Token budget per utterance; also the model's position-embedding size."""
 
@@ -300,17 +302,6 @@ def _build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     )
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad a batch only to its own longest row (dynamic padding keeps steps cheap)."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 def train_intent_classifier(
     folder: Path,
     records: list[dict],
@@ -369,7 +360,7 @@ def train_intent_classifier(
         order = torch.randperm(len(records), generator=order_gen).tolist()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = _pad([encoded[i] for i in idx], pad_id)
+            ids, mask = pad_batch([encoded[i] for i in idx], pad_id)
             loss = model(input_ids=ids, attention_mask=mask, labels=targets[idx]).loss
             optimizer.zero_grad()
             loss.backward()
@@ -381,7 +372,7 @@ def train_intent_classifier(
     correct = 0
     with torch.no_grad():
         for start in range(0, len(encoded), 128):
-            ids, mask = _pad(encoded[start : start + 128], pad_id)
+            ids, mask = pad_batch(encoded[start : start + 128], pad_id)
             predicted = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
             correct += int((predicted == targets[start : start + 128]).sum())
 

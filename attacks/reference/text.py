@@ -91,7 +91,7 @@ class ReferenceTextClassifiers(StackedModels):
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(texts), batch_size):
             batch = order[start : start + batch_size]
-            ids, mask = _pad([encoded[i] for i in batch], pad_id)
+            ids, mask = pad_batch([encoded[i] for i in batch], pad_id)
             logits = self.forward_all(ids.to(self.device), mask.to(self.device))
             out[:, batch] = logits.float().cpu().numpy()
             if progress is not None:
@@ -182,7 +182,7 @@ def train_reference_text_classifiers(
     def make_batch(indices: np.ndarray) -> Batch:
         """Each model's texts padded to the longest text of the step, as [K', B, L]."""
         rows = [encoded[i] for i in indices.ravel()]
-        ids, mask = _pad(rows, pad_id)
+        ids, mask = pad_batch(rows, pad_id)
         shape = (*indices.shape, ids.shape[-1])
         index = torch.as_tensor(indices)
         return (
@@ -260,7 +260,7 @@ def _vmappable_mask_mode(
     return None, "vmap cannot run this architecture (" + "; ".join(reasons) + ")"
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token rows to the longest: ids and attention mask [B, L]."""
     width = max(len(row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
