@@ -149,6 +149,6 @@ def train_tiny_causal_lm(
             loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
             loss.backward()
             optimizer.step()
-    model.eval()
+    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
     model.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -7,6 +7,7 @@ an architecture transformers knows (no remote code). Datasets: JSONL or CSV with
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def inspect_model_folder(folder: Path) -> dict[str, Any]:
         try:
             with safe_open(str(weight), framework="numpy") as f:
                 for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    n_parameters += _numel(f.get_slice(key).get_shape())
+                    n_parameters += math.prod(f.get_slice(key).get_shape())
         except Exception as exc:  # safetensors raises its own error types
             raise ArtifactRejected(f"{weight.name} is not a valid safetensors file: {exc}") from exc
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
@@ -76,13 +77,6 @@ def inspect_model_folder(folder: Path) -> dict[str, Any]:
         "n_parameters": n_parameters,
         "weights": [w.name for w in weights],
     }
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for dim in shape:
-        n *= dim
-    return n
 
 
 def inspect_dataset(path: Path, filename: str, *, max_records: int) -> dict[str, Any]:

@@ -99,6 +99,10 @@ def worker(
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker that executes audits (uses a GPU when one is present)."""
+    # Before the imports below: they read (and cache) the settings, which forked children share.
+    os.environ.setdefault(
+        "LEAKGATE_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency))
+    )
     from app.core.migrate import SchemaOutOfDate, check_schema
     from workers.celery_app import celery_app
 
@@ -107,9 +111,6 @@ def worker(
     except SchemaOutOfDate as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_FAILED) from exc
-    os.environ.setdefault(
-        "LEAKGATE_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency))
-    )
     celery_app.worker_main(
         [
             "worker",

@@ -368,7 +368,7 @@ def train_intent_classifier(
         if progress is not None:
             progress(epoch + 1, epochs)
 
-    model.eval()
+    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
     correct = 0
     with torch.no_grad():
         for start in range(0, len(encoded), 128):

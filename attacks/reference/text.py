@@ -236,7 +236,7 @@ def _vmappable_mask_mode(
     picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
     (ids, mask), _ = make_batch(np.tile(np.unique(picks), (k, 1)))
     for model in models:
-        model.eval()
+        model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
     params, buffers = stack_module_state(models)
     template = models[0]
     reasons = []
