@@ -1,0 +1,145 @@
+"""The audited model as canary attacks need it: token ids in, log-likelihoods out, batched.
+
+Candidates differ from the canary only at the secret's tokens, so they are built by writing
+alphabet token ids into the canary's ids (no re-tokenising), and thousands are scored per
+forward pass. The same view gives the inversion its embedding matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from attacks.canaries.generation import Canary, Template
+
+ModelKind = Literal["text-classification", "causal-lm"]
+
+
+@dataclass(frozen=True)
+class CanaryTokens:
+    """One canary tokenised: its ids, where the secret's tokens sit, and which id each
+    alphabet character takes at each of those positions (`table[position, character]`)."""
+
+    ids: np.ndarray
+    positions: np.ndarray
+    table: np.ndarray
+    secret: np.ndarray
+    label: int | None
+
+    def with_secrets(self, secrets: np.ndarray) -> np.ndarray:
+        """Token ids [n, length] of the canary with each row of `secrets` (alphabet indices)."""
+        ids = np.repeat(self.ids[None, :], len(secrets), axis=0)
+        ids[:, self.positions] = self.table[np.arange(len(self.positions)), secrets]
+        return ids
+
+
+def tokenize_canaries(
+    tokenizer: Any, template: Template, canaries: Sequence[Canary], label_ids: Sequence[int] | None
+) -> list[CanaryTokens]:
+    """Tokenise each canary once and check every secret character is a token of its own.
+
+    The alphabet's ids are read off the template filled with one character throughout, so a
+    tokenizer that writes " 4" and "4" differently is handled per position.
+    """
+    alphabet = template.alphabet
+    reference = [_ids_and_positions(tokenizer, template, c * template.n_slots) for c in alphabet]
+    ids0, positions = reference[0]
+    for char, (ids, where) in zip(alphabet, reference, strict=True):
+        if len(ids) != len(ids0) or not np.array_equal(where, positions):
+            raise ValueError(
+                f"the tokenizer does not give secret character {char!r} a token of its own"
+            )
+    table = np.stack([ids[positions] for ids, _ in reference], axis=1)  # [n_slots, |alphabet|]
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    for slot in range(len(positions)):
+        if len(set(table[slot].tolist())) != len(alphabet) or unknown in table[slot]:
+            raise ValueError(
+                "the tokenizer maps some secret characters to the same or an unknown token; "
+                f"its vocabulary must hold every character of {alphabet!r}"
+            )
+    out = []
+    for index, canary in enumerate(canaries):
+        if canary.secret is None:
+            raise ValueError(f"canary {canary.id} has no secret")
+        ids, where = _ids_and_positions(tokenizer, template, canary.secret)
+        if len(ids) != len(ids0) or not np.array_equal(where, positions):
+            raise ValueError(f"canary {canary.id} does not tokenise like its template")
+        secret = np.array([alphabet.index(c) for c in canary.secret], dtype=np.int64)
+        label = None if label_ids is None else int(label_ids[index])
+        out.append(CanaryTokens(ids, positions, table, secret, label))
+    return out
+
+
+def _ids_and_positions(tokenizer: Any, template: Template, secret: str):
+    text, spans = template.render_with_spans(secret)
+    encoded = tokenizer(text, return_offsets_mapping=True)
+    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+    offsets = encoded["offset_mapping"]
+    positions = []
+    for start, end in spans:
+        hits = [
+            t for t, (a, b) in enumerate(offsets) if b == end and text[a:b].strip() == text[start]
+        ]
+        if len(hits) != 1:
+            raise ValueError(
+                f"the tokenizer does not give secret character {text[start]!r} a token of its own"
+            )
+        positions.append(hits[0])
+    return ids, np.asarray(positions, dtype=np.int64)
+
+
+class CanaryModel:
+    """Log-likelihood of token-id batches: log p(label | text) for a classifier, the summed
+    log-probability of the text's tokens for a causal LM (minus its log-perplexity times the
+    length, which ranks candidates of equal length the same way)."""
+
+    def __init__(self, model: Any, kind: ModelKind, device: str = "cpu") -> None:
+        self.model, self.kind, self.device = model, kind, device
+
+    def log_likelihood(
+        self,
+        ids: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
+        *,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[batch] log-likelihoods of unpadded rows of equal length; differentiable."""
+        rows = ids if ids is not None else inputs_embeds
+        assert rows is not None
+        batch, length = rows.shape[:2]
+        extra = {}
+        if self.kind == "text-classification":
+            extra["token_type_ids"] = torch.zeros((batch, length), dtype=torch.long)
+        mask = torch.ones((batch, length), dtype=torch.long, device=self.device)
+        out = self.model(
+            input_ids=ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            **{k: v.to(self.device) for k, v in extra.items()},
+        ).logits.float()
+        log_p = torch.log_softmax(out, dim=-1)
+        if self.kind == "text-classification":
+            assert labels is not None
+            return log_p.gather(-1, labels[:, None])[:, 0]
+        assert ids is not None, "causal-lm scores need the token ids"
+        return log_p[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
+
+    @torch.inference_mode()
+    def score_ids(
+        self, ids: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 1024
+    ) -> np.ndarray:
+        """Log-likelihoods [n] of equal-length token rows, `batch_size` rows per forward pass."""
+        out = np.empty(len(ids), dtype=np.float64)
+        for start in range(0, len(ids), batch_size):
+            chunk = torch.from_numpy(ids[start : start + batch_size]).to(self.device)
+            chunk_labels = None
+            if labels is not None:
+                chunk_labels = torch.from_numpy(labels[start : start + batch_size]).to(self.device)
+            out[start : start + len(chunk)] = (
+                self.log_likelihood(chunk, chunk_labels).double().cpu().numpy()
+            )
+        return out
