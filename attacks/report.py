@@ -190,6 +190,70 @@ class ReferenceModels(_Schema):
     trained_together: bool = False
 
 
+class OneRunEpsilon(_Schema):
+    """The one-run epsilon lower bound (Steinke, Nasr & Jagielski, 2023) from canaries
+    inserted at random: guesses on the highest- and lowest-scored canaries, how many right."""
+
+    value: float = Field(ge=0)
+    confidence: float = Field(gt=0, lt=1)
+    delta: float = Field(ge=0, lt=1)
+    k_pos: int = Field(ge=0)
+    k_neg: int = Field(ge=0)
+    n_guesses: int = Field(ge=0)
+    n_correct: int = Field(ge=0)
+    n_canaries: int = Field(ge=0)
+    n_tests: int = Field(default=1, ge=1)
+    method: str
+    threat_model: str
+    score: str = Field(description="the per-canary score the guesses ranked by")
+
+
+class CanaryResult(_Schema):
+    """One canary, inserted or held out. Secret and recovered text are masked unless the audit
+    spec allowed text; `score` is what the one-run bound ranks canaries by."""
+
+    id: str
+    inserted: bool
+    repetitions: int = Field(ge=1)
+    label: str | None = None
+    score: float
+    exposure: float | None = None
+    rank: float | None = Field(default=None, ge=1, description="of the true secret; 1 = top")
+    extracted: bool | None = None
+    recovered: str | None = None
+    secret: str | None = None
+    per_position_accuracy: float | None = Field(default=None, ge=0, le=1)
+    inversion_rank: float | None = Field(
+        default=None, ge=1, description="rank of the true secret under the inverted distribution"
+    )
+
+
+class CanarySummary(_Schema):
+    """Inserted vs held-out canaries: exposure, extraction and the one-run bound."""
+
+    canary_set: str
+    kind: Literal["secret", "audit"]
+    template: str | None = None
+    n_inserted: int = Field(ge=0)
+    n_held_out: int = Field(ge=0)
+    mean_exposure_inserted: float | None = None
+    mean_exposure_held_out: float | None = None
+    n_extracted_inserted: int | None = None
+    n_extracted_held_out: int | None = None
+    mean_position_accuracy_inserted: float | None = None
+    mean_position_accuracy_held_out: float | None = None
+    chance_position_accuracy: float | None = None
+    extraction_method: str | None = None
+    candidate_space: int | None = None
+    exposure_method: Literal["exact", "extrapolated"] | None = None
+    one_run_bound: OneRunEpsilon | None = None
+
+
+class CanaryReport(_Schema):
+    summary: CanarySummary
+    canaries: list[CanaryResult]
+
+
 class LeakageReport(_Schema):
     """The full result of one audit."""
 
@@ -206,6 +270,7 @@ class LeakageReport(_Schema):
     created_at: datetime
     reference_models: ReferenceModels | None = None
     records_at_risk: list[RecordAtRisk] = Field(default_factory=list)
+    canaries: CanaryReport | None = None
 
 
 def best_epsilon_bound(bounds: dict[str, EpsilonBound]) -> EpsilonBound | None:

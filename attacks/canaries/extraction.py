@@ -104,7 +104,6 @@ def _optimise(model: CanaryModel, group: list[CanaryTokens], steps: int, lr: flo
 def _decode(
     model: CanaryModel, canary: CanaryTokens, log_q: np.ndarray, beam: int, seed: int
 ) -> Extraction:
-    n_slots, alphabet_size = log_q.shape
     guess = log_q.argmax(-1)
     if beam > 0:
         candidates = _beam(log_q, beam)
