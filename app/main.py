@@ -11,6 +11,7 @@ from app.artifacts.storage import Storage
 from app.artifacts.views import router as artifacts_router
 from app.audits.sweeper import Sweeper
 from app.audits.views import router as audits_router
+from app.canaries.views import router as canaries_router
 from app.core.config import get_settings
 from app.core.migrate import check_schema
 from app.dashboard.views import router as dashboard_router
@@ -44,5 +45,6 @@ def create_app(*, run_sweeper: bool = True) -> FastAPI:
     app.include_router(health_router)
     app.include_router(artifacts_router)
     app.include_router(audits_router)
+    app.include_router(canaries_router)
     app.include_router(dashboard_router)
     return app

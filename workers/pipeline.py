@@ -31,6 +31,7 @@ from attacks.report import (
     RecordAtRisk,
     best_epsilon_bound,
 )
+from workers.canaries import canary_section
 from workers.context import AuditContext, ProgressReporter
 from workers.scoring import SCORERS, SignalSet
 
@@ -57,6 +58,12 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
     ctx.progress(0.86, "running attacks", force=True)
     with ctx.timed("attacks"):
         results, scores, bounds = run_attacks(ctx, signal_set)
+    canaries = canary_section(
+        ctx,
+        delta=spec.dp_claim.delta if spec.dp_claim else DEFAULT_DELTA,
+        start=0.96,
+        end=0.98,
+    )
     best = best_epsilon_bound(bounds)
     verdict = decide(best, spec.dp_claim)
     report = LeakageReport(
@@ -72,6 +79,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
         created_at=utcnow(),
         reference_models=signal_set.reference_models,
         records_at_risk=records_at_risk(spec, signal_set, results, scores),
+        canaries=canaries,
     )
     ctx.progress(0.98, "writing report", force=True)
     lifecycle.succeed(

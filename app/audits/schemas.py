@@ -108,7 +108,12 @@ class AuditSpec(BaseModel):
     attacks: list[str] | None = Field(default=None, description="default: by task and inputs")
     references: ReferenceSpec | None = None
     dp_claim: DPClaim | None = None
-    include_text: bool = Field(default=False, description="put record text in records at risk")
+    canary_set: str | None = Field(
+        default=None, description="canary set id (POST /v1/canary-sets) planted in training"
+    )
+    include_text: bool = Field(
+        default=False, description="put record text and canary secrets in the report"
+    )
     records_at_risk: int = Field(default=20, ge=0, le=1000)
     options: AuditOptions = Field(default_factory=AuditOptions)
 

@@ -112,6 +112,8 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
     if spec.reference_lm is not None:
         reference = _artifact(db_session, tenant, "reference_lm", spec.reference_lm, "model")
         _check_architecture("reference_lm", reference, "causal-lm")
+    if spec.canary_set is not None:
+        _check_canary_set(db_session, tenant, spec, target)
     if spec.references is not None and spec.uses_references:
         if spec.references.base_model is not None:
             base = _artifact(
@@ -122,6 +124,34 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
             field = f"references.uploaded[{i}].model"
             _check_architecture(
                 field, _artifact(db_session, tenant, field, uploaded.model, "model"), spec.task
+            )
+
+
+def _check_canary_set(
+    db_session: Session, tenant: Tenant, spec: AuditSpec, target: Artifact | None
+) -> None:
+    from app.canaries import service as canary_service
+
+    assert spec.canary_set is not None
+    row = canary_service.get(db_session=db_session, tenant=tenant, canary_set_id=spec.canary_set)
+    if row is None:
+        raise SpecRejected(
+            f"canary_set: no canary set {spec.canary_set!r} (create one with POST /v1/canary-sets)"
+        )
+    if row.task != spec.task:
+        raise SpecRejected(
+            f"canary_set: its canaries are for task {row.task}, the audit is {spec.task}"
+        )
+    if spec.task == "text-classification" and target is not None:
+        known = set(target.meta.get("labels") or [])
+        num_labels = int(target.meta.get("num_labels") or 0)
+        unknown = [
+            lab for lab in row.labels or [] if lab not in known and not _is_index(lab, num_labels)
+        ]
+        if unknown:
+            raise SpecRejected(
+                f"canary_set: labels {unknown[:5]} are not classes of the model "
+                f"(its labels: {sorted(known)[:20]})"
             )
 
 

@@ -2,7 +2,8 @@
 
 from app.artifacts.models import Artifact
 from app.audits.models import Audit, Report
+from app.canaries.models import CanarySet
 from app.core.db import Base
 from app.tenants.models import ApiKey, Tenant
 
-__all__ = ["ApiKey", "Artifact", "Audit", "Base", "Report", "Tenant"]
+__all__ = ["ApiKey", "Artifact", "Audit", "Base", "CanarySet", "Report", "Tenant"]

@@ -73,9 +73,7 @@ def classifier(tmp_path_factory):
     base = make_intent_records(200, seed=0)
     canaries = generate_canaries(PIN, count=16, repetitions=20, seed=3, labels=INTENTS)
     vocab = [r["text"] for r in base] + [PIN.render(str(d) * 4) for d in range(10)]
-    train_intent_classifier(
-        folder, base + training_records(canaries), epochs=15, vocab_texts=vocab
-    )
+    train_intent_classifier(folder, base + training_records(canaries), epochs=15, vocab_texts=vocab)
     model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     label_ids = [INTENTS.index(c.label) for c in canaries]
@@ -189,7 +187,8 @@ def language_model(tmp_path_factory):
     ]
     vocab = filler + [c.text for c in canaries] + [PIN.render(str(d) * 4) for d in range(10)]
     folder = build_tiny_causal_lm(tmp_path_factory.mktemp("canary-lm"), vocab, hidden_size=64)
-    train_tiny_causal_lm(folder, filler + [r["text"] for r in training_records(canaries)], epochs=100)
+    planted = [r["text"] for r in training_records(canaries)]
+    train_tiny_causal_lm(folder, filler + planted, epochs=100)
     model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model, tokenizer, canaries
