@@ -378,3 +378,35 @@ def test_reference_models_uploaded_by_the_pipeline(client, models, tmp_path):
     )
     audit = wait_done(client, auth, audit_id)
     assert audit["state"] == "failed" and "nope" in audit["error"]
+
+
+def test_audit_with_a_canary_set_measures_every_canary(client, models, tmp_path):
+    """The pipeline's flow: create a set, train with its records, audit naming the set."""
+    auth = {"Authorization": f"Bearer {new_key()}"}
+    from app.example.intent import INTENTS
+
+    body = {"template": "pin", "count": 12, "repetitions": 20, "seed": 4, "labels": INTENTS}
+    created = client.post("/v1/canary-sets", json=body, headers=auth).json()
+    members = read_jsonl(models["members"])
+    pool = members + read_jsonl(models["non_members"])
+    digits = [f"my pin code is {d} {d} {d} {d}" for d in range(10)]
+    train_intent_classifier(
+        tmp_path / "planted",
+        members + created["records"],
+        epochs=15,
+        vocab_texts=[r["text"] for r in pool] + digits,
+    )
+    planted = {"planted": pack_model_folder(tmp_path / "planted", tmp_path / "planted.tar.gz")}
+    audit_id = submit(client, auth, {**models, **planted}, "planted", canary_set=created["id"])
+    audit = wait_done(client, auth, audit_id)
+    assert audit["state"] == "succeeded", audit["error"]
+    section = client.get(f"/v1/audits/{audit_id}/report", headers=auth).json()["canaries"]
+    summary = section["summary"]
+    print("canaries:", {k: v for k, v in summary.items() if k != "one_run_bound"})
+    assert summary["n_inserted"] == created["n_inserted"] and summary["exposure_method"] == "exact"
+    assert summary["mean_exposure_inserted"] > summary["mean_exposure_held_out"] + 2
+    assert summary["one_run_bound"]["n_canaries"] == 12
+    assert len(section["canaries"]) == 12
+    assert all(c["secret"] is None and c["recovered"] is None for c in section["canaries"])
+    flags = {c["id"]: c["inserted"] for c in created["canaries"]}
+    assert {c["id"]: c["inserted"] for c in section["canaries"]} == flags
