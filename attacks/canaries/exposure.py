@@ -112,20 +112,14 @@ def measure_exposure(
     for index, canary in enumerate(canaries):
         n_slots = len(canary.positions)
         space = alphabet_size**n_slots
-        label = canary.label
-        true_score = _rank_scores(
-            model,
-            model.score_ids(
-                canary.with_secrets(canary.secret[None, :]),
-                None if label is None else np.array([label]),
-            ),
-        )[0]
+        own_ids = canary.with_secrets(canary.secret[None, :])
+        true_score = _rank_scores(model, model.score_ids(own_ids, canary.labels_for(1)))[0]
         if space <= budget and not force_extrapolation:
             candidates = all_secrets(n_slots, alphabet_size)
         else:
             rng = np.random.default_rng([seed, index])
             candidates = rng.integers(0, alphabet_size, size=(n_samples, n_slots))
-        labels = None if label is None else np.full(len(candidates), label, dtype=np.int64)
+        labels = canary.labels_for(len(candidates))
         scores = _rank_scores(
             model,
             model.score_ids(canary.with_secrets(candidates), labels, batch_size=batch_size),

@@ -1,10 +1,10 @@
 """Extraction: recover a canary's secret from the model, given the text around it.
 
-Text classifiers (white box): ModIvA-style inversion (Parikh, Dupuy & Gupta, ACL 2022). The
-real prefix embeddings stay; each secret position holds a softmax over the slot alphabet's
-token embeddings, optimised with Adam to make the canary's label likely. Many canaries are
-optimised together in one batch. Causal LMs: beam decoding from the prefix, restricted to the
-alphabet at the secret's positions (greedy is a beam of one).
+Text and token classifiers (white box): ModIvA-style inversion (Parikh, Dupuy & Gupta, ACL
+2022). The real prefix embeddings stay; each secret position holds a softmax over the slot
+alphabet's token embeddings, optimised with Adam to make the canary's label (or tag sequence)
+likely. Many canaries are optimised together in one batch. Causal LMs: beam decoding from the
+prefix, restricted to the alphabet at the secret's positions (greedy is a beam of one).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def invert_classifier(
     inverted distribution's best secrets with the model and keeps the most likely."""
     if not canaries:
         return []
-    if any(c.label is None for c in canaries):
-        raise ValueError("classifier inversion needs each canary's label")
+    if model.kind == "causal-lm" or any(c.label is None for c in canaries):
+        raise ValueError("inversion is for classifiers and needs each canary's label or tags")
     groups: dict[tuple, list[int]] = {}
     for index, canary in enumerate(canaries):
         key = (len(canary.ids), tuple(canary.positions), canary.table.tobytes())
@@ -74,7 +74,7 @@ def _optimise(model: CanaryModel, group: list[CanaryTokens], steps: int, lr: flo
     embeddings = model.model.get_input_embeddings().weight.detach()
     device = embeddings.device
     ids = torch.from_numpy(np.stack([c.ids for c in group])).to(device)
-    labels = torch.tensor([c.label for c in group], dtype=torch.long, device=device)
+    labels = torch.from_numpy(np.stack([c.labels_for(1)[0] for c in group])).to(device)
     positions = torch.from_numpy(first.positions).to(device)
     alphabet_embeds = embeddings[torch.from_numpy(first.table).to(device)]  # [pos, A, hidden]
     base = embeddings[ids]
@@ -107,8 +107,9 @@ def _decode(
     guess = log_q.argmax(-1)
     if beam > 0:
         candidates = _beam(log_q, beam)
-        labels = np.full(len(candidates), canary.label, dtype=np.int64)
-        scores = model.score_ids(canary.with_secrets(candidates), labels)
+        scores = model.score_ids(
+            canary.with_secrets(candidates), canary.labels_for(len(candidates))
+        )
         guess = candidates[int(np.argmax(scores))]
     return Extraction(
         recovered=guess,

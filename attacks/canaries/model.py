@@ -8,7 +8,7 @@ forward pass. The same view gives the inversion its embedding matrix.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -16,19 +16,32 @@ import torch
 
 from attacks.canaries.generation import Canary, Template
 
-ModelKind = Literal["text-classification", "causal-lm"]
+ModelKind = Literal["text-classification", "token-classification", "causal-lm"]
+
+IGNORED = -100
+"""Tag id of tokens a token classifier's loss skips (special tokens), as in transformers."""
 
 
 @dataclass(frozen=True)
 class CanaryTokens:
     """One canary tokenised: its ids, where the secret's tokens sit, and which id each
-    alphabet character takes at each of those positions (`table[position, character]`)."""
+    alphabet character takes at each of those positions (`table[position, character]`).
+    `label` is a class index (sequence classifiers) or one tag id per token (token
+    classifiers, IGNORED where the loss skips a token)."""
 
     ids: np.ndarray
     positions: np.ndarray
     table: np.ndarray
     secret: np.ndarray
-    label: int | None
+    label: int | np.ndarray | None
+
+    def labels_for(self, n: int) -> np.ndarray | None:
+        """The label repeated for n candidates: [n] class ids or [n, length] tag ids."""
+        if self.label is None:
+            return None
+        if isinstance(self.label, np.ndarray):
+            return np.repeat(self.label[None, :], n, axis=0)
+        return np.full(n, self.label, dtype=np.int64)
 
     def with_secrets(self, secrets: np.ndarray) -> np.ndarray:
         """Token ids [n, length] of the canary with each row of `secrets` (alphabet indices)."""
@@ -74,6 +87,26 @@ def tokenize_canaries(
     return out
 
 
+def with_slot_tags(
+    tokens: Sequence[CanaryTokens],
+    slot_tags: Sequence[tuple[int, int]],
+    *,
+    outside: int,
+    special_ids: Sequence[int],
+) -> list[CanaryTokens]:
+    """Token-classification targets: (B, I) tag ids of each canary's slot on its secret's
+    tokens (B on the first), `outside` on the other words, IGNORED on special tokens. A random
+    slot type per canary plays the part of a classifier canary's random label."""
+    out = []
+    for canary, (begin, inside) in zip(tokens, slot_tags, strict=True):
+        tags = np.full(len(canary.ids), outside, dtype=np.int64)
+        tags[np.isin(canary.ids, np.asarray(special_ids))] = IGNORED
+        tags[canary.positions] = inside
+        tags[canary.positions[0]] = begin
+        out.append(replace(canary, label=tags))
+    return out
+
+
 def _ids_and_positions(tokenizer: Any, template: Template, secret: str):
     text, spans = template.render_with_spans(secret)
     encoded = tokenizer(text, return_offsets_mapping=True)
@@ -94,8 +127,9 @@ def _ids_and_positions(tokenizer: Any, template: Template, secret: str):
 
 class CanaryModel:
     """Log-likelihood of token-id batches: log p(label | text) for a classifier, the summed
-    log-probability of the text's tokens for a causal LM (minus its log-perplexity times the
-    length, which ranks candidates of equal length the same way)."""
+    log-probability of the tags for a token classifier, the summed log-probability of the
+    text's tokens for a causal LM (minus its log-perplexity times the length, which ranks
+    candidates of equal length the same way)."""
 
     def __init__(self, model: Any, kind: ModelKind, device: str = "cpu") -> None:
         self.model, self.kind, self.device = model, kind, device
@@ -112,7 +146,7 @@ class CanaryModel:
         assert rows is not None
         batch, length = rows.shape[:2]
         extra = {}
-        if self.kind == "text-classification":
+        if self.kind != "causal-lm":
             extra["token_type_ids"] = torch.zeros((batch, length), dtype=torch.long)
         mask = torch.ones((batch, length), dtype=torch.long, device=self.device)
         out = self.model(
@@ -125,6 +159,11 @@ class CanaryModel:
         if self.kind == "text-classification":
             assert labels is not None
             return log_p.gather(-1, labels[:, None])[:, 0]
+        if self.kind == "token-classification":
+            assert labels is not None
+            kept = labels != IGNORED
+            picked = log_p.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+            return torch.where(kept, picked, 0.0).sum(-1)
         assert ids is not None, "causal-lm scores need the token ids"
         return log_p[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
 
