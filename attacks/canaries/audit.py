@@ -54,6 +54,11 @@ def measure_canaries(
     """The canary section of the report. `label_ids` are the model's class indices of the
     canaries' labels (classifiers); `reveal` puts secrets and recovered secrets in it."""
     canaries = list(canaries)
+    if task == "token-classification":
+        raise ValueError(
+            "token classifiers: tag the canaries with model.with_slot_tags and call "
+            "measure_exposure and invert_classifier directly (the service has no such task yet)"
+        )
     if task == "text-classification" and label_ids is None:
         raise ValueError("a classifier's canaries need label ids")
     report = (lambda done, stage: progress(done, stage)) if progress else (lambda *_: None)
