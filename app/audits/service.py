@@ -187,9 +187,7 @@ def get_all(
     if verdict:
         query = query.where(Audit.verdict == verdict)
     total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = db_session.scalars(
-        query.order_by(*SORTS[sort], Audit.id).limit(limit).offset(offset)
-    )
+    items = db_session.scalars(query.order_by(*SORTS[sort], Audit.id).limit(limit).offset(offset))
     return list(items), total
 
 
