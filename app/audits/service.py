@@ -191,6 +191,17 @@ def get_all(
     return list(items), total
 
 
+def get_many(*, db_session: Session, tenant: Tenant, audit_ids: list[str]) -> list[Audit]:
+    """The tenant's audits among `audit_ids`; ids of other tenants' audits are left out."""
+    if not audit_ids:
+        return []
+    return list(
+        db_session.scalars(
+            select(Audit).where(Audit.tenant_id == tenant.id, Audit.id.in_(set(audit_ids)))
+        )
+    )
+
+
 def cancel(*, db_session: Session, audit: Audit) -> Audit:
     """A queued audit ends now; a running one is flagged and its worker stops between steps."""
     if audit.state in FINAL_STATES:

@@ -308,11 +308,7 @@ def progress(
             status_code=status.HTTP_401_UNAUTHORIZED,
             headers={"Cache-Control": "no-store"},
         )
-    audits = list(
-        db_session.scalars(
-            select(Audit).where(Audit.tenant_id == tenant.id, Audit.id.in_(set(audit_id)))
-        )
-    )
+    audits = service.get_many(db_session=db_session, tenant=tenant, audit_ids=audit_id)
     row_template = _env.get_template("_audit_row.html")
     items = [
         {
@@ -333,15 +329,16 @@ def progress(
 def model_page(
     request: Request, model_name: str, tenant: DashboardTenant, db_session: SessionDep
 ) -> HTMLResponse:
-    """Every audit of one model name, oldest first, with its leakage, epsilon and utility
-    drawn over time so that a regression between versions shows at a glance."""
-    audits, total = service.get_all(
+    """The latest audits of one model name, oldest first, with their leakage, epsilon and
+    utility drawn over time so that a regression between versions shows at a glance."""
+    newest, total = service.get_all(
         db_session=db_session,
         tenant=tenant,
         model_name=model_name,
-        sort="oldest",
+        sort="newest",
         limit=MODEL_AUDITS_SHOWN,
     )
+    audits = newest[::-1]
     if not audits:
         return _page(
             request,
