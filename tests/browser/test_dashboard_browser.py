@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import needs_chromium, screenshot
 from tests.conftest import new_key
 from tests.service.test_dashboard import WORKER, build_report
 
 # The browser adds nothing a second backend would check: PostgreSQL, as in production.
-pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+pytestmark = [pytest.mark.parametrize("backend", ["postgres"], indirect=True), needs_chromium]
 
 
 def submit(api, uploaded: dict[str, str], name: str, version: str, **extra) -> str:
