@@ -116,20 +116,22 @@ def plain_verdict(report: LeakageReport) -> str:
     bars = epsilon_bounds(report)
     best = bars[0] if bars else None
     claim = f"ε = {fmt_eps(verdict.claimed_epsilon)}"
-    if verdict.status == "violation" and best is not None:
+    if verdict.status == "no-claim":
+        first = "No privacy claim was given, so there is nothing to confirm or refute."
+    elif best is None:
+        first = f"No attack produced a lower bound on ε, so nothing contradicts the claim {claim}."
+    elif verdict.status == "violation":
         first = (
             f"The model leaks more than its privacy claim allows. It claims {claim}, but the "
             f"{best.label} attack proves ε is at least {fmt_eps(best.value)} with "
             f"{best.confidence * 100:g}% confidence, so the claim cannot hold."
         )
-    elif verdict.status == "consistent":
-        bound = f"ε ≥ {fmt_eps(best.value)}" if best else "no lower bound"
-        first = (
-            f"Nothing measured contradicts the claim {claim}: the strongest evidence, {bound}, "
-            "stays below it. An audit can disprove a claim, never prove it."
-        )
     else:
-        first = "No privacy claim was given, so there is nothing to confirm or refute."
+        first = (
+            f"Nothing measured contradicts the claim {claim}: the strongest evidence, "
+            f"ε ≥ {fmt_eps(best.value)}, stays below it. An audit can disprove a claim, never "
+            "prove it."
+        )
     if not report.attacks:
         return first
     strongest = max(report.attacks, key=lambda a: a.auc)

@@ -184,13 +184,108 @@ def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
     assert "<h2>Canaries</h2>" not in html
 
 
+def read_model(**extra):
+    """An audit as the API reads it; `extra` fields stand in for those other branches add."""
+    from app.audits.schemas import AuditRead, ModelRef
+    from app.core.timeutil import utcnow
+
+    class Read(AuditRead):
+        gate: str | None = None
+        gate_reasons: tuple[str, ...] = ()
+
+    now = utcnow()
+    return Read(
+        id="a1",
+        model=ModelRef(name="m", version="3"),
+        task="text-classification",
+        state="succeeded",
+        progress=1.0,
+        stage="done",
+        error=None,
+        cancel_requested=False,
+        verdict="consistent",
+        claimed_epsilon=8.0,
+        auc=0.7,
+        epsilon_lower_bound=0.1,
+        created_at=now,
+        started_at=now,
+        finished_at=now,
+        links={},
+        **extra,
+    )
+
+
+def render_detail(view, **context) -> str:
+    """The audit page template, rendered with what the route would pass."""
+    from app.dashboard.views import _env
+
+    audit = context.pop("audit", None) or read_model()
+    base = dict(
+        tenant=None,
+        refresh_s=None,
+        audit=audit,
+        gate=None,
+        gate_reasons=[],
+        active=False,
+        attempts=1,
+        requested_attacks=["loss"],
+        dp_claim=None,
+        queued_for=0.5,
+        duration=2.0,
+        notice=None,
+        view=view,
+        report_error=None,
+    )
+    return _env.get_template("detail.html").render(**{**base, **context})
+
+
+def test_release_gate_is_shown_when_the_read_model_has_it(activate):
+    from app.dashboard.summary import KeyNumbers
+    from app.dashboard.views import ListRow, _env
+
+    audit = read_model(gate="fail", gate_reasons=("AUC 0.91 exceeds the policy's 0.80",))
+    html = render_detail(None, audit=audit, gate="fail", gate_reasons=audit.gate_reasons)
+    assert "<h2>Release gate</h2>" in html and "badge-gate-fail" in html
+    assert "AUC 0.91 exceeds the policy&#39;s 0.80" in html
+    assert "Release gate" not in render_detail(None)
+    row = ListRow(audit, KeyNumbers())
+    assert row.gate == "fail"
+    cells = _env.get_template("_audit_row.html").render(row=row, show_gate=True)
+    assert "gate fail" in cells and cells.count("<td") == 11
+    assert _env.get_template("_audit_row.html").render(row=row, show_gate=False).count("<td") == 10
+
+
+def test_plain_verdict_for_each_status():
+    from app.dashboard.report_view import plain_verdict
+    from attacks.report import Verdict
+
+    consistent = build_report({"loss": 1.0}, claim_epsilon=8.0, n=1200)
+    assert consistent.verdict.status == "consistent"
+    text = plain_verdict(consistent)
+    assert text.startswith("Nothing measured contradicts the claim ε = 8.00")
+    point = next(p for p in consistent.attacks[0].tpr_at_fpr if p.fpr == 0.001)
+    assert f"finds {point.tpr * 100:.1f}% of members while flagging 0.1% of non-members" in text
+    no_claim = consistent.model_copy(
+        update={
+            "verdict": Verdict(
+                status="no-claim",
+                claimed_epsilon=None,
+                claimed_delta=None,
+                epsilon_lower_bound=None,
+                confidence=None,
+                explanation="no claim",
+            )
+        }
+    )
+    assert plain_verdict(no_claim).startswith("No privacy claim was given")
+    unbounded = consistent.model_copy(update={"per_attack_epsilon": {}})
+    assert plain_verdict(unbounded).startswith("No attack produced a lower bound")
+
+
 def test_canary_table_masks_secrets(activate):
     """The canary part is read by name (another branch adds it to the schema): render the
     audit page template with a report that carries it, in the agreed shape."""
-    from app.audits.schemas import AuditRead, ModelRef
-    from app.core.timeutil import utcnow
     from app.dashboard.report_view import build_report_view
-    from app.dashboard.views import _env
     from attacks.report import LeakageReport
 
     class WithCanaries(LeakageReport):
@@ -240,41 +335,7 @@ def test_canary_table_masks_secrets(activate):
     }
     view = build_report_view(WithCanaries(**base, canaries=canaries))
     assert view.canaries is not None and len(view.canaries.rows) == 3
-    now = utcnow()
-    audit = AuditRead(
-        id="a1",
-        model=ModelRef(name="m", version=None),
-        task="text-classification",
-        state="succeeded",
-        progress=1.0,
-        stage="done",
-        error=None,
-        cancel_requested=False,
-        verdict="consistent",
-        claimed_epsilon=8.0,
-        auc=0.7,
-        epsilon_lower_bound=0.1,
-        created_at=now,
-        started_at=now,
-        finished_at=now,
-        links={},
-    )
-    html = _env.get_template("detail.html").render(
-        tenant=None,
-        refresh_s=None,
-        audit=audit,
-        gate=None,
-        gate_reasons=[],
-        active=False,
-        attempts=1,
-        requested_attacks=["loss"],
-        dp_claim=None,
-        queued_for=0.5,
-        duration=2.0,
-        notice=None,
-        view=view,
-        report_error=None,
-    )
+    html = render_detail(view)
     assert "<h2>Canaries</h2>" in html
     assert "9.50 bits inserted, 1.25 bits held out" in html
     table = html[html.index("<h2>Canaries</h2>") : html.index("Recovered secrets stay hidden")]
