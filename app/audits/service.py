@@ -157,6 +157,16 @@ def get(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit | None:
     )
 
 
+# Orders a list can be sorted in; the id breaks ties so that pages never overlap.
+SORTS = {
+    "newest": (Audit.created_at.desc(),),
+    "oldest": (Audit.created_at.asc(),),
+    "auc": (Audit.auc.desc().nulls_last(), Audit.created_at.desc()),
+    "epsilon": (Audit.epsilon_lower_bound.desc().nulls_last(), Audit.created_at.desc()),
+    "model": (Audit.model_name.asc(), Audit.model_version.asc(), Audit.created_at.desc()),
+}
+
+
 def get_all(
     *,
     db_session: Session,
@@ -164,9 +174,11 @@ def get_all(
     model_name: str | None = None,
     state: str | None = None,
     verdict: str | None = None,
+    sort: str = "newest",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Audit], int]:
+    """One page of the tenant's audits in the order `sort` names (a key of SORTS)."""
     query = select(Audit).where(Audit.tenant_id == tenant.id)
     if model_name:
         query = query.where(Audit.model_name == model_name)
@@ -175,10 +187,19 @@ def get_all(
     if verdict:
         query = query.where(Audit.verdict == verdict)
     total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = db_session.scalars(
-        query.order_by(Audit.created_at.desc(), Audit.id).limit(limit).offset(offset)
-    )
+    items = db_session.scalars(query.order_by(*SORTS[sort], Audit.id).limit(limit).offset(offset))
     return list(items), total
+
+
+def get_many(*, db_session: Session, tenant: Tenant, audit_ids: list[str]) -> list[Audit]:
+    """The tenant's audits among `audit_ids`; ids of other tenants' audits are left out."""
+    if not audit_ids:
+        return []
+    return list(
+        db_session.scalars(
+            select(Audit).where(Audit.tenant_id == tenant.id, Audit.id.in_(set(audit_ids)))
+        )
+    )
 
 
 def cancel(*, db_session: Session, audit: Audit) -> Audit:
@@ -196,6 +217,16 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
 
 def get_report(*, db_session: Session, audit: Audit) -> Report | None:
     return db_session.get(Report, audit.id)
+
+
+def report_bodies(*, db_session: Session, audit_ids: list[str]) -> dict[str, dict]:
+    """Stored report bodies of several audits in one query (callers checked the tenant)."""
+    if not audit_ids:
+        return {}
+    rows = db_session.execute(
+        select(Report.audit_id, Report.body).where(Report.audit_id.in_(audit_ids))
+    )
+    return {audit_id: body for audit_id, body in rows}
 
 
 RECORD_COLUMNS = (
