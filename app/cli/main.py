@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli.client import ApiError, LeakgateClient
 from app.cli.summary import EXIT_FAILED, EXIT_USAGE, exit_code, print_summary
+from app.client import ApiError, LeakgateClient
 
 cli = typer.Typer(
     help="leakgate: audit a trained model for training-data leakage.",
