@@ -117,7 +117,10 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
     if resolved:
         note = ""
     elif over:
-        note = "; unresolved (under 1000 non-members), so the true TPR is at least this"
+        note = (
+            "; unresolved (under 1000 non-members): measured at a lower FPR, which can only "
+            "understate the TPR at 0.1% FPR"
+        )
     else:
         note = (
             f"; unresolved: {attack['n_non_members']} non-members cannot measure 0.1% FPR "
@@ -132,7 +135,7 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
         limit=limit,
         attack=attack["name"],
         message=(
-            f"TPR at 0.1% FPR {tpr:.3%} [{point['ci_low']:.3%}, {point['ci_high']:.3%}] "
+            f"TPR at 0.1% FPR {tpr:.1%} [{point['ci_low']:.1%}, {point['ci_high']:.1%}] "
             f"({attack['name']}, {sample}) {'>' if over else '<='} limit {limit:g}{note}"
         ),
     )

@@ -43,20 +43,36 @@ def auc_cell(attack: AttackMetrics) -> str:
     return f"{fmt_auc(attack.auc)} [{fmt_auc(ci.low)}, {fmt_auc(ci.high)}]"
 
 
+# How each rule's numbers read: AUC to 3 decimals, rates as percentages, counts as integers.
+_FORMATS = {
+    "max_auc": fmt_auc,
+    "max_tpr_at_0_1pct_fpr": fmt_pct,
+    "max_epsilon_lower_bound": fmt_eps,
+    "no_inserted_canary_extracted": lambda v: f"{v:g}",
+}
+
+
+def _number(reason: GateReason, value: float | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return _FORMATS.get(reason.rule, fmt_eps)(value)
+
+
 def measured_cell(reason: GateReason) -> str:
+    """The measured value with its interval (`∞`: a one-sided lower bound)."""
     if reason.measured is None:
         return "not measured"
-    if isinstance(reason.measured, str):
-        return reason.measured
-    value = fmt_eps(reason.measured)
-    if reason.interval is not None:
+    value = _number(reason, reason.measured)
+    if reason.interval is not None and not isinstance(reason.measured, str):
         low, high = reason.interval
-        value += f" [{fmt_eps(low)}, {'∞' if high is None else fmt_eps(high)}]"
+        value += f" [{_number(reason, low)}, {'∞' if high is None else _number(reason, high)}]"
     return value
 
 
 def limit_cell(reason: GateReason) -> str:
-    return "—" if reason.limit is None else str(reason.limit)
+    return _number(reason, reason.limit)
 
 
 def epsilon_line(report: LeakageReport) -> str | None:

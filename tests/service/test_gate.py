@@ -220,7 +220,7 @@ def test_tpr_at_low_fpr_says_when_the_sample_cannot_resolve_it():
     tprs = [p["tpr"] for a in small["attacks"] for p in a["tpr_at_fpr"] if p["fpr"] == 0.001]
     assert max(tprs) > 0.01
     over = evaluate(PolicyRules(max_tpr_at_0_1pct_fpr=0.01), small)[1][-1]
-    assert over.status == "fail" and "at least" in over.message
+    assert over.status == "fail" and "understate" in over.message
     assert over.measured == max(tprs)
 
     large = build_report(shift=3.0, n=200, n_non=2000)
