@@ -4,7 +4,10 @@ and `report --format` in every format."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -87,3 +90,29 @@ def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):  # noqa
 
     assert leakgate("report", "0" * 32, env=env).returncode == 3
     assert leakgate("report", failed_id, "--format", "pdf", env=env).returncode == 3
+
+
+def test_example_script_gates_a_release(embedded, inputs, tmp_path):  # noqa: F811
+    """examples/gate-release.sh as a CI job runs it: exit 1 on a failed gate, reports written."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "leakgate"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m app.cli "$@"\n')
+    wrapper.chmod(0o755)
+    script = Path(__file__).resolve().parents[2] / "examples" / "gate-release.sh"
+    env = {
+        **embedded["env"],
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(script.parents[1]),
+        "LEAKGATE_MAX_AUC": "0",
+    }
+    args = [str(script), str(inputs["model"]), str(inputs["members"]), str(inputs["non_members"])]
+    done = subprocess.run(
+        [*args, "scripted", "2.0"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stderr
+    assert "gate FAILED for scripted 2.0" in done.stderr
+    assert "gate FAIL" in (tmp_path / "leakgate-report.md").read_text()
+    suite = ET.parse(tmp_path / "leakgate-report.xml").getroot()
+    assert suite.get("failures") == "1"
+    assert (tmp_path / "leakgate-report.html").read_text().startswith("<!doctype html>")
