@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, model_validator
 
-from app.policies.schemas import GateReason, PolicySnapshot
+from app.policies.schemas import GateReason, PolicyRead
 from attacks.mia import ATTACKS
 from attacks.report import DPClaim
 
@@ -196,7 +196,7 @@ class AuditRead(BaseModel):
         description="release gate by the audit's policy; None until the audit succeeds"
     )
     gate_reasons: list[GateReason] = Field(description="one outcome per rule of the policy")
-    policy: PolicySnapshot | None = Field(description="the policy in force at submission")
+    policy: PolicyRead | None = Field(description="the policy in force at submission")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

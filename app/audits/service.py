@@ -17,7 +17,7 @@ from app.audits.schemas import AuditRead, AuditSpec, ModelRef
 from app.core.config import get_settings
 from app.core.timeutil import utcnow
 from app.policies import service as policy_service
-from app.policies.schemas import GateReason, PolicySnapshot
+from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
 from app.webhooks.queue import enqueue_delivery
 from app.webhooks.urls import CallbackRefused, check_callback_url
@@ -259,7 +259,7 @@ def to_read(audit: Audit) -> AuditRead:
         epsilon_lower_bound=audit.epsilon_lower_bound,
         gate=audit.gate,  # type: ignore[arg-type]
         gate_reasons=[GateReason.model_validate(r) for r in audit.gate_reasons or []],
-        policy=PolicySnapshot.model_validate(audit.policy) if audit.policy else None,
+        policy=PolicyRead.model_validate(audit.policy) if audit.policy else None,
         created_at=audit.created_at,
         started_at=audit.started_at,
         finished_at=audit.finished_at,

@@ -23,8 +23,8 @@ def exit_code(audit: dict[str, Any], *, gate: bool = False) -> int:
     """By the verdict, or with `gate` by the release gate of the audit's policy."""
     if audit["state"] != "succeeded":
         return EXIT_FAILED
-    if gate:
-        return EXIT_VIOLATION if audit.get("gate") == "fail" else EXIT_OK
+    if gate:  # fails closed: an audit whose gate was not evaluated does not pass
+        return EXIT_OK if audit.get("gate") == "pass" else EXIT_VIOLATION
     return EXIT_VIOLATION if audit.get("verdict") == "violation" else EXIT_OK
 
 

@@ -46,14 +46,7 @@ PolicyScope = Literal["default", "model", "built-in"]
 
 
 class PolicyRead(BaseModel):
-    scope: PolicyScope
-    model_name: str | None
-    rules: PolicyRules
-    updated_at: datetime | None
-
-
-class PolicySnapshot(BaseModel):
-    """The policy an audit was gated by, copied into the audit at submission."""
+    """A stored policy, or the built-in one; also the snapshot copied into each audit."""
 
     scope: PolicyScope
     model_name: str | None

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.timeutil import utcnow
 from app.policies.models import Policy
-from app.policies.schemas import PolicyRead, PolicyRules, PolicySnapshot
+from app.policies.schemas import PolicyRead, PolicyRules
 from app.tenants.models import Tenant
 
 
@@ -55,16 +55,14 @@ def delete(*, db_session: Session, tenant: Tenant, model_name: str | None) -> bo
     return True
 
 
-def applicable(*, db_session: Session, tenant: Tenant, model_name: str) -> PolicySnapshot:
+def applicable(*, db_session: Session, tenant: Tenant, model_name: str) -> PolicyRead:
     """The model's policy, else the tenant default, else the built-in `PolicyRules()`."""
     policy = get(db_session=db_session, tenant=tenant, model_name=model_name) or get(
         db_session=db_session, tenant=tenant, model_name=None
     )
     if policy is None:
-        return PolicySnapshot(
-            scope="built-in", model_name=None, rules=PolicyRules(), updated_at=None
-        )
-    return PolicySnapshot(**to_read(policy).model_dump())
+        return PolicyRead(scope="built-in", model_name=None, rules=PolicyRules(), updated_at=None)
+    return to_read(policy)
 
 
 def to_read(policy: Policy) -> PolicyRead:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from app.api.deps import CurrentTenant, SessionDep
 from app.policies import service
-from app.policies.schemas import PolicyRead, PolicyRules, PolicySnapshot
+from app.policies.schemas import PolicyRead, PolicyRules
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
@@ -23,27 +23,31 @@ def list_policies(tenant: CurrentTenant, db_session: SessionDep) -> list[PolicyR
     return [service.to_read(p) for p in service.get_all(db_session=db_session, tenant=tenant)]
 
 
-@router.get("/effective", response_model=PolicySnapshot)
+@router.get("/effective", response_model=PolicyRead)
 def effective_policy(
     tenant: CurrentTenant,
     db_session: SessionDep,
     model_name: Annotated[str, Query(min_length=1, max_length=200)],
-) -> PolicySnapshot:
+) -> PolicyRead:
     """The policy an audit of this model name submitted now would be gated by."""
     return service.applicable(db_session=db_session, tenant=tenant, model_name=model_name)
+
+
+def _missing(model_name: str | None) -> HTTPException:
+    what = "no default policy" if model_name is None else f"no policy for model {model_name}"
+    return HTTPException(status.HTTP_404_NOT_FOUND, what)
 
 
 def _read_or_404(db_session, tenant, model_name: str | None) -> PolicyRead:
     policy = service.get(db_session=db_session, tenant=tenant, model_name=model_name)
     if policy is None:
-        what = "no default policy" if model_name is None else f"no policy for model {model_name}"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, what)
+        raise _missing(model_name)
     return service.to_read(policy)
 
 
 def _delete_or_404(db_session, tenant, model_name: str | None) -> None:
     if not service.delete(db_session=db_session, tenant=tenant, model_name=model_name):
-        _read_or_404(db_session, tenant, model_name)
+        raise _missing(model_name)
 
 
 @router.put("/default", response_model=PolicyRead)
