@@ -189,3 +189,17 @@ def test_failing_endpoints_are_retried_with_backoff_and_recorded(client, tenant,
     time.sleep(2)  # the attempt limit is 3: no fourth may follow
     rows = client.get(f"/v1/audits/{down}/deliveries", headers=tenant["auth"]).json()
     assert [(r["attempt"], r["status_code"]) for r in rows] == [(1, 503), (2, 503), (3, 503)]
+
+
+def test_a_cancelled_audit_is_notified_too(client, tenant, receiver):
+    audit_id = submit(client, tenant, "cancelled", callback_url=f"{receiver}/ok")
+    response = client.post(f"/v1/audits/{audit_id}/cancel", headers=tenant["auth"])
+    assert response.status_code == 202
+    rows = deliveries(client, tenant, audit_id, 1)
+    assert [(r["event"], r["status_code"]) for r in rows] == [("audit.cancelled", 200)]
+    headers, body = next(
+        (h, b) for h, b in Receiver.received["/ok"] if json.loads(b)["audit"]["id"] == audit_id
+    )
+    assert json.loads(body)["audit"]["state"] == "cancelled"
+    assert headers[signing.DELIVERY_HEADER] == f"{audit_id}.cancelled"
+    assert client.get(f"/v1/audits/{audit_id}", headers=tenant["auth"]).json()["gate"] is None
