@@ -14,8 +14,13 @@ from app.artifacts.models import Artifact
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef
+from app.core.config import get_settings
 from app.core.timeutil import utcnow
+from app.policies import service as policy_service
+from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
+from app.webhooks.queue import enqueue_delivery
+from app.webhooks.urls import CallbackRefused, check_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +128,33 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
             _check_architecture(
                 field, _artifact(db_session, tenant, field, uploaded.model, "model"), spec.task
             )
+    if spec.callback_url is not None:
+        if not tenant.webhook_secret:
+            raise SpecRejected(
+                "callback_url needs a webhook secret to sign with: create one with "
+                "POST /v1/webhook-secret first"
+            )
+        try:
+            check_callback_url(
+                str(spec.callback_url), allow_private=get_settings().webhook_allow_private
+            )
+        except CallbackRefused as exc:
+            raise SpecRejected(str(exc)) from exc
 
 
 def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
     """Commit the audit row, then send the task; a failed send is retried by the sweeper."""
     check_spec(db_session=db_session, tenant=tenant, spec=spec)
+    policy = policy_service.applicable(
+        db_session=db_session, tenant=tenant, model_name=spec.model.name
+    )
     audit = Audit(
         tenant_id=tenant.id,
         model_name=spec.model.name,
         model_version=spec.model.version,
         task=spec.task,
         spec=spec.model_dump(mode="json"),
+        policy=policy.model_dump(mode="json"),
         state="queued",
         stage="waiting for a worker",
     )
@@ -212,6 +233,8 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
         audit.finished_at = utcnow()
     audit.cancel_requested = True
     db_session.commit()
+    if audit.state == "cancelled":
+        enqueue_delivery(audit)
     return audit
 
 
@@ -265,12 +288,16 @@ def to_read(audit: Audit) -> AuditRead:
         claimed_epsilon=(audit.spec.get("dp_claim") or {}).get("epsilon"),
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
+        gate=audit.gate,  # type: ignore[arg-type]
+        gate_reasons=[GateReason.model_validate(r) for r in audit.gate_reasons or []],
+        policy=PolicyRead.model_validate(audit.policy) if audit.policy else None,
         created_at=audit.created_at,
         started_at=audit.started_at,
         finished_at=audit.finished_at,
         links={
             "self": f"/v1/audits/{audit.id}",
             "report": f"/v1/audits/{audit.id}/report",
+            "deliveries": f"/v1/audits/{audit.id}/deliveries",
             "dashboard": f"/dashboard/audits/{audit.id}",
         },
     )
