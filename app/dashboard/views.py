@@ -32,6 +32,7 @@ from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
 from app.dashboard.summary import KeyNumbers, key_numbers
 from app.dashboard.trends import model_trends
+from app.reporting.html import render_html
 from app.tenants.models import Tenant
 from app.tenants.service import tenant_for_key
 from attacks.report import REPORT_SCHEMA_VERSION, LeakageReport
@@ -47,8 +48,6 @@ PAGE_SIZE = 25
 MODEL_NAMES_SHOWN = 200
 MODEL_AUDITS_SHOWN = 200
 PROGRESS_IDS_MAX = 200
-# The release gate's verdict is on the read model only where the gate is installed.
-HAS_GATE = "gate" in AuditRead.model_fields
 SORT_LABELS = {
     "newest": "newest first",
     "oldest": "oldest first",
@@ -205,7 +204,7 @@ class ListRow:
     @property
     def gate(self) -> str | None:
         """`pass`/`fail` once the release gate has judged the audit (when the server has one)."""
-        return getattr(self.audit, "gate", None)
+        return self.audit.gate
 
 
 def _list_rows(db_session: Session, audits: list[Audit]) -> list[ListRow]:
@@ -276,7 +275,6 @@ def audit_list(
         "states": STATES,
         "verdicts": VERDICTS,
         "sorts": SORT_LABELS,
-        "show_gate": HAS_GATE,
         "model_names": _model_names(db_session, tenant),
         "first": offset + 1 if rows else 0,
         "last": offset + len(rows),
@@ -318,7 +316,7 @@ def progress(
             "progress": row.audit.progress,
             "stage": row.audit.stage,
             "verdict": row.audit.verdict,
-            "row_html": row_template.render(row=row, show_gate=HAS_GATE),
+            "row_html": row_template.render(row=row),
         }
         for row in _list_rows(db_session, audits)
     ]
@@ -354,7 +352,6 @@ def model_page(
         "total": total,
         "shown": len(rows),
         "trends": model_trends(rows),
-        "show_gate": HAS_GATE,
     }
     return _page(request, "model.html", context, tenant=tenant)
 
@@ -400,8 +397,8 @@ def audit_detail(
     read = service.to_read(audit)
     context = {
         "audit": read,
-        "gate": getattr(read, "gate", None),
-        "gate_reasons": getattr(read, "gate_reasons", None) or [],
+        "gate": read.gate,
+        "gate_reasons": read.gate_reasons,
         "active": audit.state in ACTIVE_STATES,
         "attempts": audit.attempts,
         "requested_attacks": spec.get("attacks") or [],
@@ -473,6 +470,26 @@ def records_csv(
         media_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{audit_id}-records.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/dashboard/audits/{audit_id}/report.html")
+def report_html(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """The standalone HTML report (`GET /v1/audits/{id}/report?format=html`), as a download."""
+    stored = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(stored, Response):
+        return stored
+    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    assert audit is not None
+    html = render_html(service.to_read(audit), LeakageReport.model_validate(stored.body))
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Disposition": f'attachment; filename="leakgate-report-{audit_id}.html"',
             "Cache-Control": "no-store",
         },
     )

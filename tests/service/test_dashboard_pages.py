@@ -185,16 +185,12 @@ def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
 
 
 def read_model(**extra):
-    """An audit as the API reads it; `extra` fields stand in for those other branches add."""
+    """An audit as the API reads it, with `extra` fields set."""
     from app.audits.schemas import AuditRead, ModelRef
     from app.core.timeutil import utcnow
 
-    class Read(AuditRead):
-        gate: str | None = None
-        gate_reasons: tuple[str, ...] = ()
-
     now = utcnow()
-    return Read(
+    return AuditRead(
         id="a1",
         model=ModelRef(name="m", version="3"),
         task="text-classification",
@@ -211,7 +207,7 @@ def read_model(**extra):
         started_at=now,
         finished_at=now,
         links={},
-        **extra,
+        **{"gate": None, "gate_reasons": [], "policy": None, **extra},
     )
 
 
@@ -242,17 +238,24 @@ def render_detail(view, **context) -> str:
 def test_release_gate_is_shown_when_the_read_model_has_it(activate):
     from app.dashboard.summary import KeyNumbers
     from app.dashboard.views import ListRow, _env
+    from app.policies.schemas import GateReason
 
-    audit = read_model(gate="fail", gate_reasons=("AUC 0.91 exceeds the policy's 0.80",))
+    reason = GateReason(
+        rule="max_auc",
+        status="fail",
+        measured=0.91,
+        limit=0.8,
+        message="AUC 0.91 exceeds the policy's 0.80",
+    )
+    audit = read_model(gate="fail", gate_reasons=[reason])
     html = render_detail(None, audit=audit, gate="fail", gate_reasons=audit.gate_reasons)
     assert "<h2>Release gate</h2>" in html and "badge-gate-fail" in html
-    assert "AUC 0.91 exceeds the policy&#39;s 0.80" in html
+    assert "<strong>max_auc</strong> · fail: AUC 0.91 exceeds the policy&#39;s 0.80" in html
     assert "Release gate" not in render_detail(None)
     row = ListRow(audit, KeyNumbers())
     assert row.gate == "fail"
-    cells = _env.get_template("_audit_row.html").render(row=row, show_gate=True)
+    cells = _env.get_template("_audit_row.html").render(row=row)
     assert "gate fail" in cells and cells.count("<td") == 11
-    assert _env.get_template("_audit_row.html").render(row=row, show_gate=False).count("<td") == 10
 
 
 def test_plain_verdict_for_each_status():
