@@ -7,8 +7,9 @@ tiny BERT intent classifier (hidden 64, 2 layers, trained briefly with the canar
 - `floor`: a bare `model(input_ids)` loop over the same prebuilt id batches, nothing else;
 - `naive`: what a script does first: tokenise each candidate text and run it alone.
 
-Inversion: 100 canaries optimised together in one batch (200 Adam steps) against the same
-canaries inverted one at a time (timed on a few, per canary).
+Exposure rounds alternate between leakgate and the floor and the median counts. Inversion: 100
+canaries optimised together in one batch (200 Adam steps) against the same canaries inverted
+one at a time (timed on two, per canary).
 
     .venv/bin/python -m bench.canaries [--threads N]
 """
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from attacks.canaries.extraction import invert_classifier
 from attacks.canaries.model import CanaryModel, tokenize_canaries
 
 PIN = Template.resolve("pin")
+ROUNDS = 5
 
 
 def _model(folder: Path):
@@ -53,15 +56,17 @@ def _exposure(model, tokenizer, canaries, tokens, naive_n: int) -> dict:
     ids = torch.from_numpy(canary.with_secrets(all_secrets(4, 10)))
     with torch.inference_mode():
         model(input_ids=ids[:1024]).logits  # noqa: B018  (warm-up, for both loops alike)
-    started = time.perf_counter()
-    measure_exposure(target, [canary], 10, batch_size=1024)
-    leakgate = space / (time.perf_counter() - started)
-
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for start in range(0, space, 1024):
-            model(input_ids=ids[start : start + 1024]).logits  # noqa: B018
-    floor = space / (time.perf_counter() - started)
+    leakgate_rounds, floor_rounds = [], []
+    for _ in range(ROUNDS):  # alternating, so slow phases of a shared machine hit both alike
+        started = time.perf_counter()
+        measure_exposure(target, [canary], 10, batch_size=1024)
+        leakgate_rounds.append(space / (time.perf_counter() - started))
+        started = time.perf_counter()
+        with torch.inference_mode():
+            for start in range(0, space, 1024):
+                model(input_ids=ids[start : start + 1024]).logits  # noqa: B018
+        floor_rounds.append(space / (time.perf_counter() - started))
+    leakgate, floor = statistics.median(leakgate_rounds), statistics.median(floor_rounds)
 
     texts = [PIN.render("".join(map(str, s))) for s in all_secrets(4, 10)[:naive_n]]
     started = time.perf_counter()
@@ -108,7 +113,7 @@ def main() -> None:
         f"{torch.get_num_threads()})",
         "load_1min_before": load_before,
         "exposure": _exposure(model, tokenizer, canaries, tokens, naive_n=500),
-        "inversion": _inversion(model, tokens, n_batched=100, n_single=3, steps=200),
+        "inversion": _inversion(model, tokens, n_batched=100, n_single=2, steps=200),
         "load_1min_after": os.getloadavg()[0],
     }
     print(json.dumps(result, indent=2))
