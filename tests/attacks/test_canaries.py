@@ -205,3 +205,33 @@ def test_decoding_recovers_inserted_canaries_from_a_language_model(language_mode
     exposures = measure_exposure(target, tokens[:3], 10)
     assert exposures[0].rank == 1  # the inserted canary; two held-out ones follow
     assert max(e.exposure for e in exposures[1:]) < exposures[0].exposure - 5
+
+
+def test_audit_canaries_give_a_one_run_bound_only_when_trained_on(tmp_path):
+    """400 audit canaries (intent texts with random labels, each inserted once or held out):
+    a model trained with the inserted ones gives a clearly positive one-run bound; the same
+    recipe trained without any canary gives about none."""
+    pool = make_intent_records(600, seed=2, id_prefix="p")
+    base, texts = pool[:200], [r["text"] for r in pool[200:]]
+    canaries = generate_canaries(None, texts=texts, count=400, seed=1, labels=INTENTS)
+    label_ids = [INTENTS.index(c.label) for c in canaries]
+    bounds = {}
+    for name, records in (("planted", base + training_records(canaries)), ("clean", base)):
+        folder = tmp_path / name
+        train_intent_classifier(folder, records, epochs=20, vocab_texts=[r["text"] for r in pool])
+        model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+        section = measure_canaries(
+            model,
+            AutoTokenizer.from_pretrained(folder),
+            "text-classification",
+            canary_set=name,
+            kind="audit",
+            canaries=canaries,
+            template=None,
+            label_ids=label_ids,
+        )
+        bounds[name] = section.summary.one_run_bound
+    planted, clean = bounds["planted"], bounds["clean"]
+    assert planted.n_canaries == 400 and planted.confidence == 0.95
+    assert planted.value > 1.0 and planted.n_correct >= 0.9 * planted.n_guesses, planted
+    assert clean.value < 0.5, clean
