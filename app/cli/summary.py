@@ -66,7 +66,8 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
     if bound:
         console.print(
             f"empirical epsilon lower bound: [bold]{bound['value']:.3f}[/] at "
-            f"{bound['confidence']:.0%} confidence (delta {bound['delta']:g}; "
+            f"{bound['confidence']:.0%} confidence ({bound['method']} on {bound['source']}, "
+            f"the largest of {len(report['epsilon_bounds'])}; delta {bound['delta']:g}; "
             f"{bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records; "
             f"{bound['threat_model']})"
         )
