@@ -74,7 +74,8 @@ def decide(claim: DPClaim | None, bounds: list[EpsilonBound]) -> Verdict:
         if best.value > claim.claimed_epsilon:
             status = "violation"
             explanation = (
-                f"The claim {claimed} is contradicted: {measured}. {tested} A model trained "
+                f"The claim {claimed} is contradicted: {measured}; threat model: "
+                f"{best.threat_model}. {tested} A model trained "
                 "as claimed would show this with probability below "
                 f"{_percent(1 - best.confidence)}: check the noise, the clipping and the "
                 "sampling rate of the training run."
