@@ -157,6 +157,14 @@ def audit(
             dir_okay=False,
         ),
     ] = None,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled held-out records to measure accuracy on (default: the non-members).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     reference_models: Annotated[
         int | None, typer.Option(help="Reference models the worker trains (default 8).")
     ] = None,
@@ -201,6 +209,7 @@ def audit(
                 wait=wait,
                 report_out=report_out,
                 population=population,
+                evaluation=evaluation,
             )
     except ApiError as exc:
         console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
@@ -221,6 +230,7 @@ def run_audit(
     wait: bool,
     report_out: Path | None = None,
     population: Path | None = None,
+    evaluation: Path | None = None,
 ) -> int:
     """Upload, submit and optionally follow one audit with progress bars; return the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
@@ -233,6 +243,8 @@ def run_audit(
         ]
         if population is not None:
             uploads.append(("population", population, "dataset"))
+        if evaluation is not None:
+            uploads.append(("evaluation", evaluation, "dataset"))
         for field, path, kind in uploads:
             size = path.stat().st_size if path.is_file() else None
             bar = bars.add_task(f"uploading {path.name}", total=size)

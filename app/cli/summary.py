@@ -82,10 +82,17 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
         )
     utility = report.get("utility")
     if utility:
-        console.print(
+        line = (
             f"accuracy: members {_pct(utility['member_accuracy'])}, "
             f"non-members {_pct(utility['non_member_accuracy'])}"
         )
+        ci = utility.get("accuracy_ci")
+        if ci:
+            line += (
+                f"; on {utility['n_evaluated']} {utility['evaluated_on']} records "
+                f"{_pct(utility['accuracy'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
+            )
+        console.print(line)
     verdict = report["verdict"]
     colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
     console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")

@@ -187,6 +187,8 @@ def test_other_tenant_sees_404(client, auth, uploaded):
         ({"attacks": ["zlib"]}, "unknown attack"),
         ({"task": "causal-lm"}, "ForCausalLM"),
         ({"population": "missing", "attacks": ["rmia"]}, "population: no artifact"),
+        ({"evaluation": "missing"}, "evaluation: no artifact"),
+        ({"task": "causal-lm", "evaluation": "missing"}, "not for causal-lm"),
     ],
 )
 def test_bad_specs_are_422_and_store_nothing(client, auth, uploaded, change, needle):
