@@ -22,7 +22,7 @@ from app.core.timeutil import utcnow
 from attacks.data import Record
 from attacks.metrics import evaluate_attack
 from attacks.mia import get_attack
-from attacks.privacy.empirical import attack_bounds, methods_for
+from attacks.privacy.empirical import family_bounds
 from attacks.privacy.verdict import decide
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
@@ -100,9 +100,7 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
     n_references = (
         signal_set.reference_models.count if signal_set.reference_models is not None else 0
     )
-    methods = methods_for(delta)
-    n_tests = len(spec.attacks) * len(methods)
-    results, scores, bounds = [], {}, []
+    results, scores = [], {}
     for i, name in enumerate(spec.attacks):
         attack = get_attack(name)
         score = np.asarray(attack.score(signal_set.inputs), dtype=np.float64)
@@ -118,16 +116,13 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
         if getattr(attack, "needs_references", False):
             metrics = metrics.model_copy(update={"n_reference_models": n_references})
         results.append(metrics)
-        bounds += attack_bounds(
-            score[members],
-            score[~members],
-            source=name,
-            delta=delta,
-            confidence=spec.options.confidence,
-            n_tests=n_tests,
-            seed=spec.options.seed,
-        )
         ctx.progress(0.86 + 0.1 * (i + 1) / len(spec.attacks), f"attack {name} done")
+    bounds = family_bounds(
+        {name: (score[members], score[~members]) for name, score in scores.items()},
+        delta=delta,
+        confidence=spec.options.confidence,
+        seed=spec.options.seed,
+    )
     return results, scores, bounds
 
 

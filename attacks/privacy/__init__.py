@@ -7,6 +7,7 @@ from attacks.privacy.empirical import (
     epsilon_from_mu,
     epsilon_from_rates,
     epsilon_lower_bound,
+    family_bounds,
     methods_for,
 )
 from attacks.privacy.verdict import decide
@@ -19,5 +20,6 @@ __all__ = [
     "epsilon_from_mu",
     "epsilon_from_rates",
     "epsilon_lower_bound",
+    "family_bounds",
     "methods_for",
 ]

@@ -206,6 +206,35 @@ def attack_bounds(
     ]
 
 
+def family_bounds(
+    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    seed: int = 0,
+    extra_tests: int = 0,
+) -> list[EpsilonBound]:
+    """Every bound from every attack's (member, non-member) scores, as one Bonferroni family.
+
+    `extra_tests` reserves room for bounds appended later (a canary one-run bound): the
+    family's size is attacks x statistics + extra_tests, and each bound is corrected for it.
+    """
+    n_tests = len(scores) * len(methods_for(delta)) + extra_tests
+    return [
+        bound
+        for source, (members, non_members) in scores.items()
+        for bound in attack_bounds(
+            members,
+            non_members,
+            source=source,
+            delta=delta,
+            confidence=confidence,
+            n_tests=n_tests,
+            seed=seed,
+        )
+    ]
+
+
 Objective = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

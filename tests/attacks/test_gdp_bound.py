@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from attacks.privacy import attack_bounds, epsilon_from_mu, epsilon_lower_bound, methods_for
+from attacks.privacy import (
+    attack_bounds,
+    epsilon_from_mu,
+    epsilon_lower_bound,
+    family_bounds,
+    methods_for,
+)
 from attacks.privacy.empirical import gdp_mu
 
 DELTA = 1e-5
@@ -82,3 +88,15 @@ def test_gdp_bound_sees_nothing_without_leakage():
             epsilon_lower_bound(scores[:600], scores[600:], delta=DELTA, method="gdp").value
         )
     assert np.count_nonzero(np.array(values) > 0) <= 2
+
+
+def test_family_bounds_correct_for_every_bound_and_room_for_more():
+    rng = np.random.default_rng(5)
+    scores = {name: (rng.normal(1, 1, 300), rng.normal(0, 1, 300)) for name in ("a", "b", "c")}
+    bounds = family_bounds(scores, delta=DELTA, extra_tests=1)
+    assert len(bounds) == 6 and {b.n_tests for b in bounds} == {7}
+    assert {(b.source, b.method) for b in bounds} == {
+        (s, m) for s in scores for m in ("clopper-pearson", "gdp")
+    }
+    pure = family_bounds(scores, delta=0.0)
+    assert len(pure) == 3 and {b.n_tests for b in pure} == {3}

@@ -17,7 +17,7 @@ from torch import nn
 from attacks.metrics import evaluate_attack
 from attacks.mia import AttackInputs, get_attack
 from attacks.privacy.accounting import dpsgd_epsilon
-from attacks.privacy.empirical import attack_bounds
+from attacks.privacy.empirical import family_bounds
 from attacks.privacy.verdict import decide
 from attacks.report import DPClaim, best_epsilon_bound
 from attacks.signals import classifier_signals
@@ -95,13 +95,12 @@ def _audit(model, x, y, member, claim):
         logits = model(torch.from_numpy(x)).numpy().astype(np.float64)
     signals = classifier_signals(logits, y)
     names = ("loss", "confidence")
-    bounds, aucs = [], {}
+    scores, aucs = {}, {}
     for name in names:
         score = get_attack(name).score(AttackInputs(target=signals))
         aucs[name] = evaluate_attack(name, score[member], score[~member], n_bootstrap=200).auc
-        bounds += attack_bounds(
-            score[member], score[~member], source=name, delta=DELTA, n_tests=2 * len(names)
-        )
+        scores[name] = (score[member], score[~member])
+    bounds = family_bounds(scores, delta=DELTA)
     best = best_epsilon_bound(bounds)
     return decide(claim, bounds), best, aucs, float(np.mean(signals["correct"][~member]))
 
