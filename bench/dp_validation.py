@@ -63,13 +63,22 @@ SETTINGS = (
     Setting(
         "sample rate 10x under-reported, eps 4", "digits", "rate-misreported", 4.0, True, False
     ),
+    Setting("correct, eps 1", "bert", "correct", 1.0, False, False),
     Setting("correct, eps 8", "bert", "correct", 8.0, False, False),
     Setting("noise multiplier 0, claims eps 1", "bert", "no-noise", 1.0, True, True),
 )
 
 # Per model: members, epochs, batch size, learning rate (DP and plain), hidden size.
 DIGITS = {"members": 1000, "epochs": 30, "batch": 100, "lr_dp": 0.02, "lr_plain": 0.005}
-BERT = {"members": 1000, "non_members": 1000, "epochs": 8, "batch": 100, "lr": 3e-3, "hidden": 64}
+BERT = {
+    "members": 1000,
+    "non_members": 1000,
+    "epochs": 30,
+    "batch": 50,
+    "lr_noisy": 5e-3,  # DP noise needs a larger step to learn anything
+    "lr_noiseless": 1e-3,  # the rate at which this model memorises without DP
+    "hidden": 64,
+}
 BIG_NORM = 1e6  # "clipping off": a clipping norm no gradient reaches
 
 
@@ -227,7 +236,7 @@ def run_bert(setting: Setting, seed: int) -> dict[str, Any]:
         setting,
         epochs=BERT["epochs"],
         batch_size=BERT["batch"],
-        lr=BERT["lr"],
+        lr=BERT["lr_noiseless"] if setting.kind in ("no-noise", "no-dp") else BERT["lr_noisy"],
         step=lambda m, batch: loss_fn(forward(m, batch[0], batch[1]), batch[2]),
     )
     with torch.no_grad():
