@@ -101,18 +101,3 @@ def tightest(accounted: list[AccountedEpsilon], kind: Accountant | None = None) 
     if not usable:
         raise ValueError("no accountant could compute epsilon for these DP-SGD parameters")
     return min(usable, key=lambda a: a.epsilon)  # type: ignore[arg-type, return-value]
-
-
-def dpsgd_epsilon(
-    *,
-    noise_multiplier: float,
-    sample_rate: float,
-    steps: int,
-    delta: float,
-    accountant: Accountant = "rdp",
-) -> float:
-    """Epsilon from Google's dp-accounting, RDP or PLD: the quick single-number form."""
-    kind = "pld" if accountant == "pld" else "rdp"
-    if accountant == "prv":
-        return _opacus("prv")(noise_multiplier, sample_rate, steps, delta)
-    return _dp_accounting(kind)(noise_multiplier, sample_rate, steps, delta)
