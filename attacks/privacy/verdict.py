@@ -13,9 +13,10 @@ from attacks.report import DPClaim, EpsilonBound, Verdict, best_epsilon_bound
 _DELTA_SLACK = 1e-9
 
 _LIMITS = (
-    "A black-box audit of a final model can only show that a model leaks at least this "
-    "much; it gives loose bounds, so 'consistent' is not a proof of privacy: a bug in DP "
-    "training can stay hidden from these attacks."
+    "What this rules out: that the model is private at any epsilon below the bound. What it "
+    "cannot rule out: more leakage than these attacks found. A black-box audit of a final "
+    "model gives loose bounds, so 'consistent' is not a proof of privacy: a bug in DP "
+    "training (a misreported sampling rate, say) can stay hidden from these attacks."
 )
 
 

@@ -100,3 +100,26 @@ def test_family_bounds_correct_for_every_bound_and_room_for_more():
     }
     pure = family_bounds(scores, delta=0.0)
     assert len(pure) == 3 and {b.n_tests for b in pure} == {3}
+
+
+@pytest.mark.parametrize(("q", "sigma", "steps"), [(0.05, 0.8, 10), (0.1, 2.0, 300)])
+def test_gdp_route_is_sound_on_exact_dp_sgd_trade_off_curves(q, sigma, steps):
+    """The Gaussian-DP assumption, checked where it matters: on the exact trade-off curve of
+    DP-SGD (from dp-accounting's PLD), every point with FPR >= 1e-4 implies a mu whose epsilon
+    stays below the accounted epsilon, even without any sampling error."""
+    from dp_accounting.pld import privacy_loss_distribution
+
+    pld = privacy_loss_distribution.from_gaussian_mechanism(
+        standard_deviation=sigma, sampling_prob=q
+    ).self_compose(steps)
+    true_epsilon = pld.get_epsilon_for_delta(DELTA)
+    epsilons = np.linspace(0, 3 * true_epsilon + 5, 1500)
+    deltas = np.array(pld.get_delta_for_epsilon(epsilons))
+    worst = 0.0
+    for fpr in np.logspace(-4, np.log10(0.5), 60):
+        # The trade-off curve is the tightest of the (epsilon, delta(epsilon)) constraints.
+        fnr = np.max(
+            np.maximum(1 - deltas - np.exp(epsilons) * fpr, np.exp(-epsilons) * (1 - deltas - fpr))
+        )
+        worst = max(worst, epsilon_from_mu(gdp_mu(fpr, fnr), DELTA))
+    assert 0.5 * true_epsilon < worst < true_epsilon
