@@ -15,6 +15,8 @@ from app.core.config import get_settings
 from app.core.migrate import check_schema
 from app.dashboard.views import router as dashboard_router
 from app.health import router as health_router
+from app.policies.views import router as policies_router
+from app.webhooks.views import router as webhooks_router
 
 
 def create_app(*, run_sweeper: bool = True) -> FastAPI:
@@ -44,5 +46,7 @@ def create_app(*, run_sweeper: bool = True) -> FastAPI:
     app.include_router(health_router)
     app.include_router(artifacts_router)
     app.include_router(audits_router)
+    app.include_router(policies_router)
+    app.include_router(webhooks_router)
     app.include_router(dashboard_router)
     return app

@@ -13,13 +13,16 @@ from celery import Celery
 from app.core.config import get_settings
 
 RUN_AUDIT_TASK = "leakgate.run_audit"
+DELIVER_WEBHOOK_TASK = "leakgate.deliver_webhook"
 
 
 @lru_cache
 def get_celery() -> Celery:
     settings = get_settings()
     settings.ensure_dirs()
-    celery = Celery("leakgate", broker=settings.broker_url, include=["workers.tasks"])
+    celery = Celery(
+        "leakgate", broker=settings.broker_url, include=["workers.tasks", "workers.webhooks"]
+    )
     celery.conf.update(
         task_default_queue=settings.queue_name,
         task_ignore_result=True,  # state lives in the audits table, not in a result backend

@@ -9,8 +9,10 @@ import socket
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.audits import lifecycle
+from app.audits.models import Audit
 from app.core.config import get_settings
 from app.core.db import session_factory
+from app.webhooks.queue import enqueue_delivery
 from workers.celery_app import RUN_AUDIT_TASK, celery_app
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,18 @@ def worker_name() -> str:
 
 @celery_app.task(name=RUN_AUDIT_TASK, acks_late=True, reject_on_worker_lost=True)
 def run_audit(audit_id: str) -> str:
-    """Idempotent: a second delivery of a claimed or finished audit does nothing."""
+    """Idempotent: a second delivery of a claimed or finished audit does nothing. An audit that
+    this run brought to an end has its webhook queued."""
+    outcome = _run_audit(audit_id)
+    if outcome in ("succeeded", "failed", "cancelled"):
+        with session_factory()() as db_session:
+            audit = db_session.get(Audit, audit_id)
+            if audit is not None and audit.state == outcome:
+                enqueue_delivery(audit)
+    return outcome
+
+
+def _run_audit(audit_id: str) -> str:
     settings = get_settings()
     worker = worker_name()
     with session_factory()() as db_session:

@@ -6,6 +6,7 @@ can write its progress or its report.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -14,8 +15,11 @@ from sqlalchemy.orm import Session
 
 from app.audits.models import Audit, Report
 from app.core.timeutil import utcnow
+from app.policies.gate import evaluate
+from app.policies.schemas import PolicyRules
 
 MAX_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 class AuditCancelled(Exception):
@@ -83,7 +87,15 @@ def succeed(
     auc: float | None,
     epsilon_lower_bound: float | None,
 ) -> bool:
-    """Write the report and the final state in one transaction; a second report is refused."""
+    """Write the report, the gate by the audit's policy snapshot and the final state in one
+    transaction; a second report is refused."""
+    snapshot = db_session.scalar(select(Audit.policy).where(Audit.id == audit_id))
+    rules = PolicyRules.model_validate(snapshot["rules"]) if snapshot else PolicyRules()
+    try:
+        gate, reasons = evaluate(rules, report_body)
+    except (KeyError, TypeError, ValueError):  # a body of another schema: store it ungated
+        log.warning("audit %s: report not in the current schema; gate not evaluated", audit_id)
+        gate, reasons = None, []
     result = db_session.execute(
         update(Audit)
         .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
@@ -94,6 +106,8 @@ def succeed(
             verdict=verdict,
             auc=auc,
             epsilon_lower_bound=epsilon_lower_bound,
+            gate=gate,
+            gate_reasons=[r.model_dump(mode="json") for r in reasons],
             finished_at=utcnow(),
         )
     )
@@ -111,12 +125,13 @@ def succeed(
 
 def end(
     db_session: Session, audit_id: str, *, worker: str | None, state: str, message: str
-) -> None:
-    """Finish as failed or cancelled (guarded by the claim when a worker is named)."""
+) -> bool:
+    """Finish as failed or cancelled (guarded by the claim when a worker is named); True when
+    this call ended it."""
     query = update(Audit).where(Audit.id == audit_id, Audit.state.in_(("queued", "running")))
     if worker is not None:
         query = query.where(Audit.worker == worker)
-    db_session.execute(
+    result = db_session.execute(
         query.values(
             state=state,
             error=message if state == "failed" else None,
@@ -125,3 +140,4 @@ def end(
         )
     )
     db_session.commit()
+    return result.rowcount == 1

@@ -38,6 +38,11 @@ class Audit(Base):
     verdict: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     auc: Mapped[float | None] = mapped_column(Float, nullable=True)
     epsilon_lower_bound: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Release gate: the policy in force at submission (a snapshot, so later edits do not
+    # rewrite history), its outcome and one check per rule.
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    gate: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
+    gate_reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, model_validator
 
+from app.policies.schemas import GateReason, PolicyRead
 from attacks.mia import ATTACKS
 from attacks.report import DPClaim
 
@@ -116,6 +117,11 @@ class AuditSpec(BaseModel):
     include_text: bool = Field(default=False, description="put record text in records at risk")
     records_at_risk: int = Field(default=20, ge=0, le=1000)
     options: AuditOptions = Field(default_factory=AuditOptions)
+    callback_url: Annotated[HttpUrl, UrlConstraints(max_length=2000)] | None = Field(
+        default=None,
+        description="http(s) URL POSTed a signed summary when the audit ends (webhook secret "
+        "from POST /v1/webhook-secret)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> AuditSpec:
@@ -193,6 +199,11 @@ class AuditRead(BaseModel):
     )
     auc: float | None
     epsilon_lower_bound: float | None
+    gate: Literal["pass", "fail"] | None = Field(
+        description="release gate by the audit's policy; None until the audit succeeds"
+    )
+    gate_reasons: list[GateReason] = Field(description="one outcome per rule of the policy")
+    policy: PolicyRead | None = Field(description="the policy in force at submission")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

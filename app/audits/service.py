@@ -14,8 +14,13 @@ from app.artifacts.models import Artifact
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef
+from app.core.config import get_settings
 from app.core.timeutil import utcnow
+from app.policies import service as policy_service
+from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
+from app.webhooks.queue import enqueue_delivery
+from app.webhooks.urls import CallbackRefused, check_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +130,33 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
             _check_architecture(
                 field, _artifact(db_session, tenant, field, uploaded.model, "model"), spec.task
             )
+    if spec.callback_url is not None:
+        if not tenant.webhook_secret:
+            raise SpecRejected(
+                "callback_url needs a webhook secret to sign with: create one with "
+                "POST /v1/webhook-secret first"
+            )
+        try:
+            check_callback_url(
+                str(spec.callback_url), allow_private=get_settings().webhook_allow_private
+            )
+        except CallbackRefused as exc:
+            raise SpecRejected(str(exc)) from exc
 
 
 def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
     """Commit the audit row, then send the task; a failed send is retried by the sweeper."""
     check_spec(db_session=db_session, tenant=tenant, spec=spec)
+    policy = policy_service.applicable(
+        db_session=db_session, tenant=tenant, model_name=spec.model.name
+    )
     audit = Audit(
         tenant_id=tenant.id,
         model_name=spec.model.name,
         model_version=spec.model.version,
         task=spec.task,
         spec=spec.model_dump(mode="json"),
+        policy=policy.model_dump(mode="json"),
         state="queued",
         stage="waiting for a worker",
     )
@@ -159,6 +180,16 @@ def get(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit | None:
     )
 
 
+# Orders a list can be sorted in; the id breaks ties so that pages never overlap.
+SORTS = {
+    "newest": (Audit.created_at.desc(),),
+    "oldest": (Audit.created_at.asc(),),
+    "auc": (Audit.auc.desc().nulls_last(), Audit.created_at.desc()),
+    "epsilon": (Audit.epsilon_lower_bound.desc().nulls_last(), Audit.created_at.desc()),
+    "model": (Audit.model_name.asc(), Audit.model_version.asc(), Audit.created_at.desc()),
+}
+
+
 def get_all(
     *,
     db_session: Session,
@@ -166,9 +197,11 @@ def get_all(
     model_name: str | None = None,
     state: str | None = None,
     verdict: str | None = None,
+    sort: str = "newest",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Audit], int]:
+    """One page of the tenant's audits in the order `sort` names (a key of SORTS)."""
     query = select(Audit).where(Audit.tenant_id == tenant.id)
     if model_name:
         query = query.where(Audit.model_name == model_name)
@@ -177,10 +210,19 @@ def get_all(
     if verdict:
         query = query.where(Audit.verdict == verdict)
     total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = db_session.scalars(
-        query.order_by(Audit.created_at.desc(), Audit.id).limit(limit).offset(offset)
-    )
+    items = db_session.scalars(query.order_by(*SORTS[sort], Audit.id).limit(limit).offset(offset))
     return list(items), total
+
+
+def get_many(*, db_session: Session, tenant: Tenant, audit_ids: list[str]) -> list[Audit]:
+    """The tenant's audits among `audit_ids`; ids of other tenants' audits are left out."""
+    if not audit_ids:
+        return []
+    return list(
+        db_session.scalars(
+            select(Audit).where(Audit.tenant_id == tenant.id, Audit.id.in_(set(audit_ids)))
+        )
+    )
 
 
 def cancel(*, db_session: Session, audit: Audit) -> Audit:
@@ -193,11 +235,23 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
         audit.finished_at = utcnow()
     audit.cancel_requested = True
     db_session.commit()
+    if audit.state == "cancelled":
+        enqueue_delivery(audit)
     return audit
 
 
 def get_report(*, db_session: Session, audit: Audit) -> Report | None:
     return db_session.get(Report, audit.id)
+
+
+def report_bodies(*, db_session: Session, audit_ids: list[str]) -> dict[str, dict]:
+    """Stored report bodies of several audits in one query (callers checked the tenant)."""
+    if not audit_ids:
+        return {}
+    rows = db_session.execute(
+        select(Report.audit_id, Report.body).where(Report.audit_id.in_(audit_ids))
+    )
+    return {audit_id: body for audit_id, body in rows}
 
 
 RECORD_COLUMNS = (
@@ -236,12 +290,16 @@ def to_read(audit: Audit) -> AuditRead:
         claimed_epsilon=(audit.spec.get("dp_claim") or {}).get("epsilon"),
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
+        gate=audit.gate,  # type: ignore[arg-type]
+        gate_reasons=[GateReason.model_validate(r) for r in audit.gate_reasons or []],
+        policy=PolicyRead.model_validate(audit.policy) if audit.policy else None,
         created_at=audit.created_at,
         started_at=audit.started_at,
         finished_at=audit.finished_at,
         links={
             "self": f"/v1/audits/{audit.id}",
             "report": f"/v1/audits/{audit.id}/report",
+            "deliveries": f"/v1/audits/{audit.id}/deliveries",
             "dashboard": f"/dashboard/audits/{audit.id}",
         },
     )

@@ -19,6 +19,7 @@ from app.audits.queue import enqueue
 from app.core.config import Settings
 from app.core.db import session_factory
 from app.core.timeutil import utcnow
+from app.webhooks.queue import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,14 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     sent: list[str] = []
     for audit in candidates:
         if audit.attempts >= MAX_ATTEMPTS:
-            end(
+            if end(
                 db_session,
                 audit.id,
                 worker=None,
                 state="failed",
                 message=f"gave up after {audit.attempts} attempts: the worker was lost each time",
-            )
+            ):
+                enqueue_delivery(audit)
             continue
         try:
             enqueue(audit.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
@@ -10,7 +10,11 @@ from app.api.deps import CurrentTenant, SessionDep
 from app.audits import service
 from app.audits.models import Audit
 from app.audits.schemas import AuditPage, AuditRead, AuditSpec, AuditState
+from app.reporting.html import render_html
+from app.reporting.junit import render_junit
+from app.reporting.markdown import render_markdown
 from app.tenants.models import Tenant
+from attacks.report import LeakageReport
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"])
 
@@ -64,9 +68,25 @@ def get_audit(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> A
     return service.to_read(_audit_or_404(db_session, tenant, audit_id))
 
 
-@router.get("/{audit_id}/report")
-def get_report(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> dict[str, Any]:
-    """The leakage report (schema in attacks.report.LeakageReport); 409 until the audit succeeds."""
+RENDERERS = {
+    "md": (render_markdown, "text/markdown; charset=utf-8", "md"),
+    "html": (render_html, "text/html; charset=utf-8", "html"),
+    "junit": (render_junit, "application/xml", "xml"),
+}
+
+
+@router.get("/{audit_id}/report", response_model=None)
+def get_report(
+    audit_id: str,
+    tenant: CurrentTenant,
+    db_session: SessionDep,
+    format: Annotated[
+        Literal["json", "md", "html", "junit"], Query(description="json is the stored report")
+    ] = "json",
+) -> dict[str, Any] | Response:
+    """The leakage report (schema in attacks.report.LeakageReport), or a rendering of it with
+    the gate: Markdown for a pull-request comment, standalone HTML, JUnit XML for CI.
+    409 until the audit succeeds."""
     audit = _audit_or_404(db_session, tenant, audit_id)
     report = service.get_report(db_session=db_session, audit=audit)
     if report is None:
@@ -75,7 +95,15 @@ def get_report(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> 
             f"audit {audit_id} has no report: it is {audit.state}"
             + (f" ({audit.error})" if audit.error else ""),
         )
-    return report.body
+    if format == "json":
+        return report.body
+    render, media_type, suffix = RENDERERS[format]
+    text = render(service.to_read(audit), LeakageReport.model_validate(report.body))
+    return Response(
+        text,
+        media_type=media_type,
+        headers={"Content-Disposition": f'inline; filename="{audit_id}.{suffix}"'},
+    )
 
 
 @router.get("/{audit_id}/records.csv", response_class=Response)

@@ -11,8 +11,8 @@ import time
 import httpx
 from rich.console import Console
 
-from app.cli.client import LeakgateClient
 from app.cli.embedded import stop_process
+from app.client import LeakgateClient
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.migrate import upgrade

@@ -1,7 +1,9 @@
-"""The `leakgate` command: run the service (serve, api, worker), operate it (db, keys) and audit.
+"""The `leakgate` command: run the service (serve, api, worker), operate it (db, keys), audit,
+and gate a release (audit --gate, status, report, policy).
 
-Exit codes of `leakgate audit`: 0 consistent or no claim, 1 violation, 2 audit failed or
-server unreachable, 3 usage error (bad arguments or input the server refused).
+Exit codes: 0 consistent or no claim (with --gate: gate passed), 1 violation (with --gate: gate
+failed), 2 audit failed or cancelled, or server unreachable, 3 usage error (bad arguments or
+input the server refused).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,11 +22,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.cli.client import ApiError, LeakgateClient
-from app.cli.summary import EXIT_FAILED, EXIT_USAGE, exit_code, print_summary
+from app.cli.summary import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    exit_code,
+    print_gate,
+    print_summary,
+)
+from app.client import ApiError, LeakgateClient
 
 cli = typer.Typer(
-    help="leakgate: audit a trained model for training-data leakage.",
+    help="leakgate: audit a trained model for training-data leakage.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -29,11 +41,34 @@ db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 keys_cli = typer.Typer(help="API keys.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(keys_cli, name="keys")
+policy_cli = typer.Typer(
+    help="Release-gate policies (tenant default, or per model name).", no_args_is_help=True
+)
+cli.add_typer(policy_cli, name="policy")
 console = Console(stderr=True)
 app = cli  # the click group is typer.main.get_command(app)
 
 ServerOpt = Annotated[str, typer.Option(envvar="LEAKGATE_SERVER", help="API base URL.")]
 KeyOpt = Annotated[str, typer.Option(envvar="LEAKGATE_API_KEY", help="API key.")]
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+@contextmanager
+def connected(server: str, api_key: str) -> Iterator[LeakgateClient]:
+    """A client; server errors become exit codes (4xx: usage, else and unreachable: failed)."""
+    if not api_key:
+        raise typer.BadParameter(
+            "no API key: pass --api-key or set LEAKGATE_API_KEY", param_hint="--api-key"
+        )
+    try:
+        with LeakgateClient(server, api_key) as client:
+            yield client
+    except ApiError as exc:
+        console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
+        raise typer.Exit(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED) from exc
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach {server}: {exc}[/]")
+        raise typer.Exit(EXIT_FAILED) from exc
 
 
 @db_cli.command("upgrade")
@@ -136,7 +171,7 @@ def audit(
     non_members: Annotated[
         Path, typer.Option(help="JSONL/CSV held out from training.", exists=True, dir_okay=False)
     ],
-    server: ServerOpt = "http://127.0.0.1:8000",
+    server: ServerOpt = DEFAULT_SERVER,
     api_key: KeyOpt = "",
     name: Annotated[str | None, typer.Option(help="Model name (default: folder name).")] = None,
     version: Annotated[str | None, typer.Option(help="Model version label.")] = None,
@@ -172,13 +207,20 @@ def audit(
         bool, typer.Option(help="Put record text in the records at risk.")
     ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the verdict.")] = False,
+    gate: Annotated[
+        bool, typer.Option(help="With --wait: exit by the release gate of the policy.")
+    ] = False,
+    callback_url: Annotated[
+        str | None, typer.Option(help="http(s) URL POSTed a signed summary when it ends.")
+    ] = None,
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
-    """Upload a model and its data, run an audit and (with --wait) exit by its verdict."""
-    if not api_key:
-        raise typer.BadParameter(
-            "no API key: pass --api-key or set LEAKGATE_API_KEY", param_hint="--api-key"
-        )
+    """Upload a model and its data, audit it, and with --wait exit by the verdict (or the gate).
+
+    With --gate the exit code follows the release gate of the tenant's policy (see `policy`).
+    """
+    if gate and not wait:
+        raise typer.BadParameter("--gate needs --wait", param_hint="--gate")
     spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
     claim: dict[str, Any] = {"delta": delta}
     if epsilon is not None:
@@ -198,25 +240,21 @@ def audit(
         spec["references"] = {"count": reference_models}
     if include_text:
         spec["include_text"] = True
-    try:
-        with LeakgateClient(server, api_key) as client:
-            code = run_audit(
-                client,
-                model,
-                members,
-                non_members,
-                spec,
-                wait=wait,
-                report_out=report_out,
-                population=population,
-                evaluation=evaluation,
-            )
-    except ApiError as exc:
-        console.print(f"[red]{exc.detail}[/] (HTTP {exc.status})")
-        raise typer.Exit(EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED) from exc
-    except httpx.HTTPError as exc:
-        console.print(f"[red]cannot reach {server}: {exc}[/]")
-        raise typer.Exit(EXIT_FAILED) from exc
+    if callback_url:
+        spec["callback_url"] = callback_url
+    with connected(server, api_key) as client:
+        code = run_audit(
+            client,
+            model,
+            members,
+            non_members,
+            spec,
+            wait=wait,
+            gate=gate,
+            report_out=report_out,
+            population=population,
+            evaluation=evaluation,
+        )
     raise typer.Exit(code)
 
 
@@ -228,6 +266,7 @@ def run_audit(
     spec: dict[str, Any],
     *,
     wait: bool,
+    gate: bool = False,
     report_out: Path | None = None,
     population: Path | None = None,
     evaluation: Path | None = None,
@@ -278,7 +317,118 @@ def run_audit(
     print_summary(console, final, report)
     if report is not None and report_out is not None:
         report_out.write_text(json.dumps(report, indent=2))
-    return exit_code(final)
+    return exit_code(final, gate=gate)
+
+
+@cli.command()
+def status(
+    audit_id: Annotated[str, typer.Argument(help="Audit id.")],
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = "",
+) -> None:
+    """Print the audit as JSON (state, progress, verdict, gate); a summary goes to stderr."""
+    with connected(server, api_key) as client:
+        audit_read = client.audit(audit_id)
+    console.print(
+        f"audit {audit_read['id']}: {audit_read['state']} ({audit_read['progress']:.0%}, "
+        f"{audit_read['stage']}), verdict {audit_read['verdict'] or '-'}"
+    )
+    print_gate(console, audit_read)
+    print(json.dumps(audit_read, indent=2))
+
+
+class ReportFormat(StrEnum):
+    json = "json"
+    md = "md"
+    html = "html"
+    junit = "junit"
+
+
+@cli.command()
+def report(
+    audit_id: Annotated[str, typer.Argument(help="Audit id.")],
+    format: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="json: the stored report; md: for a pull-request comment; html: a standalone "
+            "file with the plots; junit: XML with one test case per gate rule.",
+        ),
+    ] = ReportFormat.json,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = "",
+) -> None:
+    """Fetch a succeeded audit's report, rendered by the server (exit 3 if it has none)."""
+    with connected(server, api_key) as client:
+        if format is ReportFormat.json:
+            text = json.dumps(client.report(audit_id), indent=2) + "\n"
+        else:
+            text = client.rendered_report(audit_id, format.value)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="A model name (default: the tenant default).")
+]
+
+
+@policy_cli.command("set")
+def policy_set(
+    model_name: ModelOpt = None,
+    max_auc: Annotated[float | None, typer.Option(help="Highest AUC of any attack.")] = None,
+    max_tpr_at_0_1pct_fpr: Annotated[
+        float | None, typer.Option(help="Highest TPR at 0.1% FPR of any attack (0..1).")
+    ] = None,
+    max_epsilon: Annotated[
+        float | None, typer.Option(help="Highest empirical epsilon lower bound.")
+    ] = None,
+    verdict_not_violation: Annotated[
+        bool, typer.Option(help="Fail when the verdict is violation.")
+    ] = True,
+    no_inserted_canary_extracted: Annotated[
+        bool, typer.Option(help="Fail when an inserted canary was extracted.")
+    ] = True,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = "",
+) -> None:
+    """Set (replace whole) the tenant's default policy, or one model name's."""
+    rules = {
+        "max_auc": max_auc,
+        "max_tpr_at_0_1pct_fpr": max_tpr_at_0_1pct_fpr,
+        "max_epsilon_lower_bound": max_epsilon,
+        "verdict_not_violation": verdict_not_violation,
+        "no_inserted_canary_extracted": no_inserted_canary_extracted,
+    }
+    with connected(server, api_key) as client:
+        print(json.dumps(client.set_policy(rules, model_name=model_name), indent=2))
+
+
+@policy_cli.command("list")
+def policy_list(server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = "") -> None:
+    """The tenant's policies as JSON (none set: audits use the built-in default)."""
+    with connected(server, api_key) as client:
+        print(json.dumps(client.policies(), indent=2))
+
+
+@policy_cli.command("delete")
+def policy_delete(
+    model_name: ModelOpt = None, server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = ""
+) -> None:
+    """Delete the tenant default or one model name's policy."""
+    with connected(server, api_key) as client:
+        client.delete_policy(model_name=model_name)
+
+
+@cli.command("webhook-secret")
+def webhook_secret(server: ServerOpt = DEFAULT_SERVER, api_key: KeyOpt = "") -> None:
+    """Create or rotate the tenant's webhook signing secret and print it (shown once)."""
+    with connected(server, api_key) as client:
+        print(client.rotate_webhook_secret())
 
 
 @cli.command()

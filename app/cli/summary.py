@@ -7,15 +7,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-EXIT_OK = 0
-EXIT_VIOLATION = 1
-EXIT_FAILED = 2
-EXIT_USAGE = 3
+EXIT_OK = 0  # consistent or no claim; with --gate: the gate passed
+EXIT_VIOLATION = 1  # the verdict is violation; with --gate: the gate failed
+EXIT_FAILED = 2  # the audit failed or was cancelled, or the server was unreachable
+EXIT_USAGE = 3  # bad arguments, or input the server refused (4xx)
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 consistent or no claim (with --gate: gate passed); 1 violation (with --gate: "
+    "gate failed); 2 audit failed or cancelled, or server unreachable; 3 usage error (bad "
+    "arguments, or input the server refused with a 4xx)."
+)
 
 
-def exit_code(audit: dict[str, Any]) -> int:
+def exit_code(audit: dict[str, Any], *, gate: bool = False) -> int:
+    """By the verdict, or with `gate` by the release gate of the audit's policy."""
     if audit["state"] != "succeeded":
         return EXIT_FAILED
+    if gate:  # fails closed: an audit whose gate was not evaluated does not pass
+        return EXIT_OK if audit.get("gate") == "pass" else EXIT_VIOLATION
     return EXIT_VIOLATION if audit.get("verdict") == "violation" else EXIT_OK
 
 
@@ -96,3 +105,16 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
     verdict = report["verdict"]
     colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
     console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")
+    print_gate(console, audit)
+
+
+def print_gate(console: Console, audit: dict[str, Any]) -> None:
+    """The gate and one line per rule of the audit's policy."""
+    if audit.get("gate") is None:
+        return
+    scope = (audit.get("policy") or {}).get("scope", "built-in")
+    colour = "green" if audit["gate"] == "pass" else "red"
+    console.print(f"release gate ({scope} policy): [bold {colour}]{audit['gate']}[/]")
+    marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "not_measured": "[dim]n/m[/]"}
+    for reason in audit.get("gate_reasons") or []:
+        console.print(f"  {marks[reason['status']]}  {reason['rule']}: {reason['message']}")

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # audits do not oversubscribe the cores (torch stalls badly when they do).
     torch_threads: int | None = Field(default=None, ge=1)
 
+    # Webhooks: attempts per completion, the first retry's delay (doubling after), the
+    # request timeout, and whether callback URLs may point at loopback or private networks
+    # (allowed by default so that a pipeline on the same host or network can be called).
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=10.0, ge=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_allow_private: bool = True
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         """Derive embedded-mode URLs from `home` and refuse embedded defaults in production."""

@@ -3,6 +3,17 @@
 from app.artifacts.models import Artifact
 from app.audits.models import Audit, Report
 from app.core.db import Base
+from app.policies.models import Policy
 from app.tenants.models import ApiKey, Tenant
+from app.webhooks.models import WebhookDelivery
 
-__all__ = ["ApiKey", "Artifact", "Audit", "Base", "Report", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Artifact",
+    "Audit",
+    "Base",
+    "Policy",
+    "Report",
+    "Tenant",
+    "WebhookDelivery",
+]

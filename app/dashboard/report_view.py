@@ -7,11 +7,15 @@ epsilon bound, whether a footnote is needed, the ROC chart) are made here, in ty
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from markupsafe import Markup
+from pydantic import BaseModel
 
-from app.dashboard.formatting import fmt_auc
+from app.dashboard.chart_svg import BoundBar, epsilon_svg
+from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
 from app.dashboard.roc_svg import Curve, roc_svg
+from app.dashboard.summary import LOW_FPR
 from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, RecordAtRisk, TprAtFpr
 
 # A page, not a data export: the full list is in the report JSON.
@@ -41,6 +45,17 @@ class ReportView:
     timings_total: float
     show_reference_models: bool
     records_shown: list[RecordAtRisk]
+    headline: str
+    epsilon_chart: Markup | None
+    canaries: CanaryView | None
+
+
+@dataclass(frozen=True)
+class CanaryView:
+    """The canary part of a report as plain dicts, read defensively (see `canary_view`)."""
+
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
 
 
 def build_report_view(report: LeakageReport) -> ReportView:
@@ -69,7 +84,94 @@ def build_report_view(report: LeakageReport) -> ReportView:
         timings_total=sum(report.timings.values()),
         show_reference_models=any(a.n_reference_models for a in report.attacks),
         records_shown=report.records_at_risk[:RECORDS_SHOWN],
+        headline=plain_verdict(report),
+        epsilon_chart=_epsilon_chart(report),
+        canaries=canary_view(report),
     )
+
+
+def epsilon_bounds(report: LeakageReport) -> list[BoundBar]:
+    """Every empirical lower bound in the report, largest first.
+
+    The one place that reads bounds out of the report schema, so that a schema listing
+    bounds by method changes this function only.
+    """
+    bars = [
+        BoundBar(
+            label=f"{bound.source} ({bound.method})",
+            value=bound.value,
+            confidence=bound.confidence,
+        )
+        for bound in report.epsilon_bounds
+    ]
+    return sorted(bars, key=lambda bar: -bar.value)
+
+
+def _epsilon_chart(report: LeakageReport) -> Markup | None:
+    bars = epsilon_bounds(report)
+    if not bars:
+        return None
+    # epsilon_svg escapes every piece of text it writes.
+    return Markup(epsilon_svg(bars, claimed=report.verdict.claimed_epsilon))
+
+
+def plain_verdict(report: LeakageReport) -> str:
+    """The verdict and the strongest attack's result in a few sentences without jargon."""
+    verdict = report.verdict
+    bars = epsilon_bounds(report)
+    best = bars[0] if bars else None
+    claim = f"ε = {fmt_eps(verdict.claimed_epsilon)}"
+    if verdict.status == "no-claim":
+        first = "No privacy claim was given, so there is nothing to confirm or refute."
+    elif best is None:
+        first = f"No attack produced a lower bound on ε, so nothing contradicts the claim {claim}."
+    elif verdict.status == "violation":
+        first = (
+            f"The model leaks more than its privacy claim allows. It claims {claim}, but the "
+            f"{best.label} attack proves ε is at least {fmt_eps(best.value)} with "
+            f"{best.confidence * 100:g}% confidence, so the claim cannot hold."
+        )
+    else:
+        first = (
+            f"Nothing measured contradicts the claim {claim}: the strongest evidence, "
+            f"ε ≥ {fmt_eps(best.value)}, stays below it. An audit can disprove a claim, never "
+            "prove it."
+        )
+    if not report.attacks:
+        return first
+    strongest = max(report.attacks, key=lambda a: a.auc)
+    point = next((p for p in strongest.tpr_at_fpr if abs(p.fpr - LOW_FPR) < 1e-12), None)
+    if point is None:
+        low = "its rate at 0.1% false positives was not measured"
+    elif not point.resolved:
+        low = (
+            f"{strongest.n_non_members:,} non-members are too few to measure its rate at "
+            "0.1% false positives"
+        )
+    else:
+        low = f"it finds {fmt_pct(point.tpr)} of members while flagging 0.1% of non-members"
+    return (
+        f"{first} The strongest attack, {strongest.name}, tells members from non-members with "
+        f"AUC {fmt_auc(strongest.auc)} (0.5 is guessing); {low}."
+    )
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value if isinstance(value, dict) else {}
+
+
+def canary_view(report: LeakageReport) -> CanaryView | None:
+    """The report's canaries (`summary` and `canaries` list) when it has any, else None.
+
+    Read by name rather than by type: the canary schema is added to the report separately.
+    """
+    canaries = _as_dict(getattr(report, "canaries", None))
+    if not canaries:
+        return None
+    rows = [_as_dict(row) for row in canaries.get("canaries") or []]
+    return CanaryView(summary=_as_dict(canaries.get("summary")), rows=[r for r in rows if r])
 
 
 def _chart(attacks: list[AttackMetrics]) -> Markup | None:

@@ -1,12 +1,17 @@
-"""Server-rendered dashboard of a tenant's audits: login, the audit list and one audit's report.
+"""Server-rendered dashboard of a tenant's audits: login, the audit list, one audit's report and
+one model's audits over time.
 
 The API key travels in an HttpOnly, SameSite=Strict cookie, so pages work in a plain browser
 without JavaScript while other sites can neither read the key nor post forms with it. Pages are
-HTML built from templates in `templates/`; the one stylesheet is served from `static/`.
+HTML built from templates in `templates/`; the stylesheet and one small script (live progress,
+polling `/dashboard/progress`) are served from `static/`. Without the script, pages in flight
+reload themselves.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,8 +27,12 @@ from sqlalchemy.orm import Session
 from app.api.deps import SessionDep
 from app.audits import service
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
+from app.audits.schemas import AuditRead
 from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
+from app.dashboard.summary import KeyNumbers, key_numbers
+from app.dashboard.trends import model_trends
+from app.reporting.html import render_html
 from app.tenants.models import Tenant
 from app.tenants.service import tenant_for_key
 from attacks.report import REPORT_SCHEMA_VERSION, LeakageReport
@@ -37,15 +46,25 @@ ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 REFRESH_S = 2
 PAGE_SIZE = 25
 MODEL_NAMES_SHOWN = 200
+MODEL_AUDITS_SHOWN = 200
+PROGRESS_IDS_MAX = 200
+SORT_LABELS = {
+    "newest": "newest first",
+    "oldest": "oldest first",
+    "auc": "highest AUC",
+    "epsilon": "highest ε bound",
+    "model": "model name",
+}
 
 _HERE = Path(__file__).resolve().parent
 _STATIC = {p.name: p for p in (_HERE / "static").iterdir() if p.is_file()}
-# Pages hold one tenant's results: never cached, never framed (the Cancel button), no scripts.
+# Pages hold one tenant's results: never cached, never framed (the Cancel button), and only
+# our own script, which may only call back to this origin.
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
@@ -175,9 +194,29 @@ def logout() -> RedirectResponse:
     return response
 
 
+@dataclass(frozen=True)
+class ListRow:
+    """One audit in the list: its read model and the numbers read from its report."""
+
+    audit: AuditRead
+    numbers: KeyNumbers
+
+    @property
+    def gate(self) -> str | None:
+        """`pass`/`fail` once the release gate has judged the audit (when the server has one)."""
+        return self.audit.gate
+
+
+def _list_rows(db_session: Session, audits: list[Audit]) -> list[ListRow]:
+    bodies = service.report_bodies(
+        db_session=db_session, audit_ids=[a.id for a in audits if a.state == "succeeded"]
+    )
+    return [ListRow(service.to_read(a), key_numbers(bodies.get(a.id))) for a in audits]
+
+
 def _list_url(filters: dict[str, str], *, limit: int, offset: int) -> str:
-    """A list URL keeping the filters in use (empty ones left out)."""
-    query = {k: v for k, v in filters.items() if v}
+    """A list URL keeping the filters and sort in use (empty and default ones left out)."""
+    query = {k: v for k, v in filters.items() if v and not (k == "sort" and v == "newest")}
     if limit != PAGE_SIZE:
         query["limit"] = str(limit)
     if offset:
@@ -205,14 +244,17 @@ def audit_list(
     model_name: str = "",
     state: str = "",
     verdict: str = "",
+    sort: str = "newest",
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """The tenant's audits, newest first; refreshes itself while any shown one is in flight."""
+    """The tenant's audits, newest first unless sorted otherwise; audits in flight update live
+    (the script) or by reloading the page (without it)."""
     filters = {
         "model_name": model_name.strip(),
         "state": state if state in STATES else "",
         "verdict": verdict if verdict in VERDICTS else "",
+        "sort": sort if sort in service.SORTS else "newest",
     }
     audits, total = service.get_all(
         db_session=db_session,
@@ -220,17 +262,19 @@ def audit_list(
         model_name=filters["model_name"] or None,
         state=filters["state"] or None,
         verdict=filters["verdict"] or None,
+        sort=filters["sort"],
         limit=limit,
         offset=offset,
     )
-    rows = [service.to_read(audit) for audit in audits]
+    rows = _list_rows(db_session, audits)
     context = {
         "rows": rows,
         "total": total,
         "filters": filters,
-        "filtered": any(filters.values()),
+        "filtered": any(v for k, v in filters.items() if k != "sort"),
         "states": STATES,
         "verdicts": VERDICTS,
+        "sorts": SORT_LABELS,
         "model_names": _model_names(db_session, tenant),
         "first": offset + 1 if rows else 0,
         "last": offset + len(rows),
@@ -242,8 +286,74 @@ def audit_list(
         else None,
         "clear_url": _list_url({}, limit=limit, offset=0),
     }
-    active = any(row.state in ACTIVE_STATES for row in rows)
+    active = any(row.audit.state in ACTIVE_STATES for row in rows)
     return _page(request, "list.html", context, tenant=tenant, refresh=active)
+
+
+@router.get("/dashboard/progress")
+def progress(
+    request: Request,
+    db_session: SessionDep,
+    audit_id: Annotated[list[str], Query(alias="id", max_length=PROGRESS_IDS_MAX)],
+) -> JSONResponse:
+    """State and progress of the named audits, for the page script; ids of other tenants are
+    left out as if they did not exist. Each item carries its list row, rendered as on the page.
+    """
+    tenant = _cookie_tenant(request, db_session)
+    if tenant is None:
+        return JSONResponse(
+            {"detail": "log in first"},
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            headers={"Cache-Control": "no-store"},
+        )
+    audits = service.get_many(db_session=db_session, tenant=tenant, audit_ids=audit_id)
+    row_template = _env.get_template("_audit_row.html")
+    items = [
+        {
+            "id": row.audit.id,
+            "state": row.audit.state,
+            "final": row.audit.state in FINAL_STATES,
+            "progress": row.audit.progress,
+            "stage": row.audit.stage,
+            "verdict": row.audit.verdict,
+            "row_html": row_template.render(row=row),
+        }
+        for row in _list_rows(db_session, audits)
+    ]
+    return JSONResponse({"audits": items}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/dashboard/models/{model_name:path}")
+def model_page(
+    request: Request, model_name: str, tenant: DashboardTenant, db_session: SessionDep
+) -> HTMLResponse:
+    """The latest audits of one model name, oldest first, with their leakage, epsilon and
+    utility drawn over time so that a regression between versions shows at a glance."""
+    newest, total = service.get_all(
+        db_session=db_session,
+        tenant=tenant,
+        model_name=model_name,
+        sort="newest",
+        limit=MODEL_AUDITS_SHOWN,
+    )
+    audits = newest[::-1]
+    if not audits:
+        return _page(
+            request,
+            "error.html",
+            {"title": "Model not found", "message": f"No audits of {model_name} in this account."},
+            tenant=tenant,
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    rows = _list_rows(db_session, audits)
+    context = {
+        "model_name": model_name,
+        "rows": rows,
+        "total": total,
+        "shown": len(rows),
+        "trends": model_trends(rows),
+    }
+    return _page(request, "model.html", context, tenant=tenant)
 
 
 def _load_report(db_session: Session, audit: Audit) -> tuple[ReportView | None, str | None]:
@@ -262,6 +372,12 @@ def _load_report(db_session: Session, audit: Audit) -> tuple[ReportView | None, 
     return build_report_view(report), None
 
 
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (as_utc(end) - as_utc(start)).total_seconds()
+
+
 @router.get("/dashboard/audits/{audit_id}")
 def audit_detail(
     request: Request,
@@ -277,17 +393,18 @@ def audit_detail(
     view, report_error = (None, None)
     if audit.state == "succeeded":
         view, report_error = _load_report(db_session, audit)
-    duration = None
-    if audit.started_at and audit.finished_at:
-        duration = (as_utc(audit.finished_at) - as_utc(audit.started_at)).total_seconds()
     spec = audit.spec or {}
+    read = service.to_read(audit)
     context = {
-        "audit": service.to_read(audit),
+        "audit": read,
+        "gate": read.gate,
+        "gate_reasons": read.gate_reasons,
         "active": audit.state in ACTIVE_STATES,
         "attempts": audit.attempts,
         "requested_attacks": spec.get("attacks") or [],
         "dp_claim": spec.get("dp_claim"),
-        "duration": duration,
+        "queued_for": _seconds_between(audit.created_at, audit.started_at),
+        "duration": _seconds_between(audit.started_at, audit.finished_at),
         "notice": _NOTICES.get(notice),
         "view": view,
         "report_error": report_error,
@@ -353,6 +470,26 @@ def records_csv(
         media_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{audit_id}-records.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/dashboard/audits/{audit_id}/report.html")
+def report_html(
+    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+) -> Response:
+    """The standalone HTML report (`GET /v1/audits/{id}/report?format=html`), as a download."""
+    stored = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(stored, Response):
+        return stored
+    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    assert audit is not None
+    html = render_html(service.to_read(audit), LeakageReport.model_validate(stored.body))
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Disposition": f'attachment; filename="leakgate-report-{audit_id}.html"',
             "Cache-Control": "no-store",
         },
     )

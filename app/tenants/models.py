@@ -22,6 +22,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Signs webhook bodies (HMAC-SHA256), so it is kept in clear; shown to the tenant once.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant")
 

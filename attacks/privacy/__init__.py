@@ -2,6 +2,7 @@
 
 from attacks.privacy.empirical import (
     attack_bounds,
+    canary_bound,
     clopper_pearson,
     clopper_pearson_upper,
     epsilon_from_mu,
@@ -14,6 +15,7 @@ from attacks.privacy.verdict import decide
 
 __all__ = [
     "attack_bounds",
+    "canary_bound",
     "clopper_pearson",
     "clopper_pearson_upper",
     "decide",

@@ -305,3 +305,44 @@ def _check_counts(k: int, n: int, confidence: float) -> None:
         raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
     if not 0 < confidence < 1:
         raise ValueError("confidence must lie strictly between 0 and 1")
+
+
+def canary_bound(
+    scores: np.ndarray,
+    inserted: np.ndarray,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    n_tests: int = 1,
+    source: str = "canaries",
+) -> EpsilonBound:
+    """The one-run bound (Steinke, Nasr & Jagielski, 2023) as one member of a bound family.
+
+    It gets its share, 1 - (1 - confidence) / n_tests, of the family's confidence; the guess
+    sets it tries are corrected for inside that share, so it counts as one test here.
+    """
+    from attacks.privacy.one_run import one_run_epsilon_lower_bound
+
+    truth = np.asarray(inserted, dtype=bool).ravel()
+    share = 1 - (1 - confidence) / n_tests
+    raw = one_run_epsilon_lower_bound(scores, truth, delta=delta, confidence=share)
+    return EpsilonBound(
+        method="one-run",
+        source=source,
+        value=raw.value,
+        confidence=confidence,
+        delta=delta,
+        n_tests=n_tests,
+        n_eval_members=int(truth.sum()),
+        n_eval_non_members=int((~truth).sum()),
+        threat_model=raw.threat_model,
+        description=raw.method,
+        details={
+            "k_pos": raw.k_pos,
+            "k_neg": raw.k_neg,
+            "n_guesses": raw.n_guesses,
+            "n_correct": raw.n_correct,
+            "n_canaries": raw.n_canaries,
+            "guess_sets_tried": raw.n_tests,
+        },
+    )

@@ -1,8 +1,10 @@
 """Tests for the verdict that compares every epsilon lower bound with a DP claim."""
 
+import numpy as np
 import pytest
 
-from attacks.privacy import decide
+from attacks.privacy import canary_bound, decide, family_bounds
+from attacks.privacy.one_run import one_run_epsilon_lower_bound
 from attacks.report import DPClaim, EpsilonBound
 
 
@@ -90,3 +92,24 @@ def test_an_accounted_claim_names_its_accountants():
 def test_bound_with_a_smaller_delta_than_claimed_is_refused():
     with pytest.raises(ValueError, match="delta"):
         decide(DPClaim(epsilon=1.0, delta=1e-5), [_bound(3.0, delta=1e-7)])
+
+
+def test_a_canary_one_run_bound_joins_the_attack_family():
+    """Attack bounds reserve room for the canary bound; all of them decide together."""
+    rng = np.random.default_rng(0)
+    scores = {"loss": (rng.normal(0.3, 1, 400), rng.normal(0, 1, 400))}
+    inserted = rng.random(1000) < 0.5
+    canary_scores = np.where(inserted, 3.0, 0.0) + rng.normal(0, 1, 1000)
+    family = family_bounds(scores, delta=1e-5, extra_tests=1)
+    canary = canary_bound(canary_scores, inserted, delta=1e-5, n_tests=len(family) + 1)
+    family.append(canary)
+    # Its share of the family's 95%: the one-run statistic at 1 - 0.05 / 3.
+    share = one_run_epsilon_lower_bound(
+        canary_scores, inserted, delta=1e-5, confidence=1 - 0.05 / 3
+    )
+    assert canary.value == pytest.approx(share.value) and canary.value > 1.0
+    assert (canary.method, canary.source, canary.n_tests) == ("one-run", "canaries", 3)
+    assert canary.n_eval_members + canary.n_eval_non_members == 1000
+    verdict = decide(DPClaim(epsilon=1.0), family)
+    assert verdict.status == "violation" and verdict.deciding_bound == "one-run on canaries"
+    assert verdict.n_bounds == 3

@@ -7,7 +7,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from app.cli.client import pack_model_folder
+from app.client import pack_model_folder
 from attacks.testing import build_tiny_text_classifier
 
 TEXTS = ["check my balance", "send money to bob", "i lost my card", "what is the loan rate"]

@@ -110,6 +110,7 @@ def test_pages_need_a_valid_cookie(client):
         ("GET", "/dashboard"),
         ("GET", "/dashboard/audits/abc"),
         ("GET", "/dashboard/audits/abc/report.json"),
+        ("GET", "/dashboard/audits/abc/report.html"),
         ("POST", "/dashboard/audits/abc/cancel"),
     ):
         response = client.request(method, path, follow_redirects=False)
@@ -178,6 +179,7 @@ def test_other_tenants_audit_is_404(client, auth, uploaded):
     for response in (
         client.get(f"/dashboard/audits/{audit_id}"),
         client.get(f"/dashboard/audits/{audit_id}/report.json"),
+        client.get(f"/dashboard/audits/{audit_id}/report.html"),
         client.post(f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False),
         client.get("/dashboard/audits/no-such-audit"),
     ):
@@ -293,6 +295,10 @@ def test_report_download_equals_api_report(client, auth, api_key, uploaded):
         and "attachment" in csv_download.headers["content-disposition"]
     )
     assert csv_download.text == client.get(f"/v1/audits/{audit_id}/records.csv", headers=auth).text
+    html_download = client.get(f"/dashboard/audits/{audit_id}/report.html")
+    assert "attachment" in html_download.headers["content-disposition"]
+    api_html = client.get(f"/v1/audits/{audit_id}/report", params={"format": "html"}, headers=auth)
+    assert html_download.text == api_html.text and "<svg" in html_download.text
 
 
 def test_unreadable_stored_report_is_explained_not_500(client, auth, api_key, uploaded):

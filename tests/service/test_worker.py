@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cli.client import pack_model_folder
+from app.client import pack_model_folder
 from app.example.intent import (
     build_example,
     make_intent_records,

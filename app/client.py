@@ -1,4 +1,11 @@
-"""A small HTTP client for the leakgate API, used by the CLI and by pipelines in Python."""
+"""A small HTTP client for the leakgate API, used by the CLI and by pipelines in Python.
+
+from app.client import LeakgateClient
+with LeakgateClient("https://leakgate.internal", api_key) as client:
+    client.set_policy({"max_auc": 0.6})
+    audit = client.wait(client.submit(spec)["id"])
+    ok = audit["gate"] == "pass"
+"""
 
 from __future__ import annotations
 
@@ -52,14 +59,18 @@ class LeakgateClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _checked(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
             raise ApiError(response.status_code, str(detail))
-        return response.json()
+        return response
+
+    def _json(self, response: httpx.Response) -> Any:
+        response = self._checked(response)
+        return None if response.status_code == 204 else response.json()
 
     def upload(
         self,
@@ -102,7 +113,41 @@ class LeakgateClient:
         return self._json(self.http.get(f"/v1/audits/{audit_id}"))
 
     def report(self, audit_id: str) -> dict[str, Any]:
+        """The stored leakage report (JSON)."""
         return self._json(self.http.get(f"/v1/audits/{audit_id}/report"))
+
+    def rendered_report(self, audit_id: str, format: str) -> str:
+        """The report with its gate as `md`, `html` or `junit` (XML), rendered by the server."""
+        response = self.http.get(f"/v1/audits/{audit_id}/report", params={"format": format})
+        return self._checked(response).text
+
+    def deliveries(self, audit_id: str) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt of the audit."""
+        return self._json(self.http.get(f"/v1/audits/{audit_id}/deliveries"))
+
+    @staticmethod
+    def _policy_path(model_name: str | None) -> str:
+        return "/v1/policies/default" if model_name is None else f"/v1/policies/models/{model_name}"
+
+    def policies(self) -> list[dict[str, Any]]:
+        return self._json(self.http.get("/v1/policies"))
+
+    def effective_policy(self, model_name: str) -> dict[str, Any]:
+        """The policy an audit of `model_name` submitted now would be gated by."""
+        return self._json(
+            self.http.get("/v1/policies/effective", params={"model_name": model_name})
+        )
+
+    def set_policy(self, rules: dict[str, Any], *, model_name: str | None = None) -> dict[str, Any]:
+        """Set the tenant default (no `model_name`) or one model's policy; replaces it whole."""
+        return self._json(self.http.put(self._policy_path(model_name), json=rules))
+
+    def delete_policy(self, *, model_name: str | None = None) -> None:
+        self._json(self.http.delete(self._policy_path(model_name)))
+
+    def rotate_webhook_secret(self) -> str:
+        """A new webhook signing secret (the old one stops working); shown only now."""
+        return self._json(self.http.post("/v1/webhook-secret"))["secret"]
 
     def cancel(self, audit_id: str) -> dict[str, Any]:
         return self._json(self.http.post(f"/v1/audits/{audit_id}/cancel"))

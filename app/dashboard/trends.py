@@ -1,0 +1,69 @@
+"""The model page's trend charts: one model name's audits over time, one small chart per
+question (how well do attacks work, what epsilon is proven, what does the model still do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from markupsafe import Markup
+
+from app.audits.schemas import AuditRead
+from app.dashboard.chart_svg import Series, trend_svg
+from app.dashboard.formatting import fmt_pct
+from app.dashboard.summary import KeyNumbers
+
+
+class _Row(Protocol):
+    audit: AuditRead
+    numbers: KeyNumbers
+
+
+def point_label(audit: AuditRead) -> str:
+    """How a point is named on the x axis: its version, else its date."""
+    return f"v{audit.model.version}" if audit.model.version else f"{audit.created_at:%m-%d}"
+
+
+def model_trends(rows: Sequence[_Row]) -> list[Markup]:
+    """Charts over the succeeded audits in `rows` (oldest first); none when none succeeded."""
+    done = [row for row in rows if row.audit.state == "succeeded"]
+    if not done:
+        return []
+    labels = [point_label(row.audit) for row in done]
+    numbers = [row.numbers for row in done]
+    charts = [
+        trend_svg(
+            "Best attack AUC (0.5 = guessing)",
+            labels,
+            [Series("AUC", [row.audit.auc for row in done])],
+            y_max=1.0,
+            fmt=lambda v: f"{v:.2f}",
+        ),
+        trend_svg(
+            "TPR at 0.1% FPR",
+            labels,
+            [Series("members found", [n.tpr_at_low_fpr for n in numbers])],
+            fmt=lambda v: fmt_pct(v),
+        ),
+        trend_svg(
+            "Epsilon: lower bound vs claim",
+            labels,
+            [
+                Series("lower bound", [row.audit.epsilon_lower_bound for row in done]),
+                Series("claimed", [row.audit.claimed_epsilon for row in done], dashed=True),
+            ],
+        ),
+        trend_svg(
+            "Utility: accuracy",
+            labels,
+            [
+                Series("members", [n.member_accuracy for n in numbers]),
+                Series("non-members", [n.non_member_accuracy for n in numbers]),
+            ],
+            y_max=1.0,
+            fmt=lambda v: f"{v * 100:.0f}%",
+        ),
+    ]
+    # trend_svg escapes every piece of text it writes.
+    return [Markup(chart) for chart in charts]

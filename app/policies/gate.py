@@ -1,0 +1,167 @@
+"""The release gate: a stored report checked against a policy, one outcome per rule.
+
+Pure functions over the report JSON (`attacks.report.LeakageReport` dumped), so the worker can
+evaluate the gate in the transaction that writes the report, and anyone can re-check it.
+A rule whose quantity the audit did not measure is `not_measured` and does not fail the gate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from app.policies.schemas import GateReason, PolicyRules
+
+LOW_FPR = 0.001
+
+
+def evaluate(
+    rules: PolicyRules, report: dict[str, Any]
+) -> tuple[Literal["pass", "fail"], list[GateReason]]:
+    """`fail` when any enabled rule fails; the reasons list every enabled rule."""
+    reasons: list[GateReason] = []
+    if rules.verdict_not_violation:
+        reasons.append(_verdict(report))
+    if rules.no_inserted_canary_extracted:
+        reasons.append(_canaries(report))
+    if rules.max_auc is not None:
+        reasons.append(_max_auc(report, rules.max_auc))
+    if rules.max_tpr_at_0_1pct_fpr is not None:
+        reasons.append(_max_tpr(report, rules.max_tpr_at_0_1pct_fpr))
+    if rules.max_epsilon_lower_bound is not None:
+        reasons.append(_max_epsilon(report, rules.max_epsilon_lower_bound))
+    gate = "fail" if any(r.status == "fail" for r in reasons) else "pass"
+    return gate, reasons
+
+
+def _verdict(report: dict[str, Any]) -> GateReason:
+    verdict = report["verdict"]
+    status = verdict["status"]
+    return GateReason(
+        rule="verdict_not_violation",
+        status="fail" if status == "violation" else "pass",
+        measured=status,
+        interval=(verdict["epsilon_lower_bound"], None)
+        if verdict.get("epsilon_lower_bound") is not None
+        else None,
+        confidence=verdict.get("confidence"),
+        limit="not violation",
+        message=f"verdict {status}: {verdict['explanation']}",
+    )
+
+
+def _canaries(report: dict[str, Any]) -> GateReason:
+    summary = (report.get("canaries") or {}).get("summary") or {}
+    extracted = summary.get("n_extracted_inserted")
+    if extracted is None:
+        return GateReason(
+            rule="no_inserted_canary_extracted",
+            status="not_measured",
+            measured=None,
+            limit=0,
+            message="not measured: the audit used no canary set",
+        )
+    return GateReason(
+        rule="no_inserted_canary_extracted",
+        status="fail" if extracted > 0 else "pass",
+        measured=float(extracted),
+        limit=0,
+        message=f"{extracted} inserted canary secret(s) extracted (limit 0)",
+    )
+
+
+def _max_auc(report: dict[str, Any], limit: float) -> GateReason:
+    attack = max(report["attacks"], key=lambda a: a["auc"])
+    ci = attack["auc_ci"]
+    return GateReason(
+        rule="max_auc",
+        status="fail" if attack["auc"] > limit else "pass",
+        measured=attack["auc"],
+        interval=(ci["low"], ci["high"]),
+        confidence=ci["confidence"],
+        limit=limit,
+        attack=attack["name"],
+        message=(
+            f"AUC {attack['auc']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}] ({attack['name']}, "
+            f"{attack['n_members']}+{attack['n_non_members']} records) "
+            f"{'>' if attack['auc'] > limit else '<='} limit {limit:g}"
+        ),
+    )
+
+
+def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
+    """Highest TPR at 0.1% FPR over attacks.
+
+    With fewer than 1000 non-members the point is unresolved: the reported TPR is taken at a
+    lower FPR, so it can only understate the TPR at 0.1% FPR. Above the limit it still proves
+    a failure; at or below it, nothing is known and the rule is `not_measured`.
+    """
+    points = [
+        (attack, point)
+        for attack in report["attacks"]
+        for point in attack["tpr_at_fpr"]
+        if abs(point["fpr"] - LOW_FPR) < 1e-12
+    ]
+    if not points:
+        return GateReason(
+            rule="max_tpr_at_0_1pct_fpr",
+            status="not_measured",
+            measured=None,
+            limit=limit,
+            message="not measured: the report has no TPR at 0.1% FPR",
+        )
+    attack, point = max(points, key=lambda ap: ap[1]["tpr"])
+    tpr, resolved = point["tpr"], point["resolved"]
+    over = tpr > limit
+    status = "fail" if over else ("pass" if resolved else "not_measured")
+    sample = f"{attack['n_members']}+{attack['n_non_members']} records"
+    if resolved:
+        note = ""
+    elif over:
+        note = (
+            "; unresolved (under 1000 non-members): measured at a lower FPR, which can only "
+            "understate the TPR at 0.1% FPR"
+        )
+    else:
+        note = (
+            f"; unresolved: {attack['n_non_members']} non-members cannot measure 0.1% FPR "
+            "(needs at least 1000)"
+        )
+    return GateReason(
+        rule="max_tpr_at_0_1pct_fpr",
+        status=status,
+        measured=tpr,
+        interval=(point["ci_low"], point["ci_high"]),
+        confidence=attack["auc_ci"]["confidence"],
+        limit=limit,
+        attack=attack["name"],
+        message=(
+            f"TPR at 0.1% FPR {tpr:.1%} [{point['ci_low']:.1%}, {point['ci_high']:.1%}] "
+            f"({attack['name']}, {sample}) {'>' if over else '<='} limit {limit:g}{note}"
+        ),
+    )
+
+
+def _max_epsilon(report: dict[str, Any], limit: float) -> GateReason:
+    bound = report.get("epsilon_lower_bound")
+    if bound is None:
+        return GateReason(
+            rule="max_epsilon_lower_bound",
+            status="not_measured",
+            measured=None,
+            limit=limit,
+            message="not measured: no attack gave an epsilon lower bound",
+        )
+    value = bound["value"]
+    return GateReason(
+        rule="max_epsilon_lower_bound",
+        status="fail" if value > limit else "pass",
+        measured=value,
+        interval=(value, None),
+        confidence=bound["confidence"],
+        limit=limit,
+        message=(
+            f"empirical epsilon >= {value:.3f} at {bound['confidence']:.0%} confidence "
+            f"({bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records) "
+            f"{'>' if value > limit else '<='} limit {limit:g}"
+        ),
+    )

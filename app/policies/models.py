@@ -1,0 +1,27 @@
+"""Release-gate policies: a tenant default and optional per-model-name overrides."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.timeutil import utcnow
+from app.tenants.models import new_id
+
+
+class Policy(Base):
+    """One policy; `model_name` is None for the tenant's default."""
+
+    __tablename__ = "policies"
+    __table_args__ = (UniqueConstraint("tenant_id", "model_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,86 @@
+"""What every rendering states the same way: the title, TPR columns and cell texts."""
+
+from __future__ import annotations
+
+from app.audits.schemas import AuditRead
+from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
+from app.policies.schemas import GateReason
+from attacks.report import AttackMetrics, LeakageReport
+
+RULE_TITLES = {
+    "verdict_not_violation": "verdict is not violation",
+    "no_inserted_canary_extracted": "no inserted canary extracted",
+    "max_auc": "maximum AUC",
+    "max_tpr_at_0_1pct_fpr": "maximum TPR at 0.1% FPR",
+    "max_epsilon_lower_bound": "maximum empirical epsilon",
+}
+
+
+def title(audit: AuditRead) -> str:
+    version = f" {audit.model.version}" if audit.model.version else ""
+    return f"{audit.model.name}{version}"
+
+
+def gate_label(audit: AuditRead) -> str:
+    return {"pass": "PASS", "fail": "FAIL"}.get(audit.gate or "", "not evaluated")
+
+
+def fpr_columns(report: LeakageReport) -> list[float]:
+    return sorted({p.fpr for a in report.attacks for p in a.tpr_at_fpr})
+
+
+def tpr_cell(attack: AttackMetrics, fpr: float) -> str:
+    """TPR with its interval; `*` marks a point too few non-members can resolve."""
+    point = next((p for p in attack.tpr_at_fpr if p.fpr == fpr), None)
+    if point is None:
+        return "—"
+    mark = "" if point.resolved else "*"
+    return f"{fmt_pct(point.tpr)}{mark} [{fmt_pct(point.ci_low)}, {fmt_pct(point.ci_high)}]"
+
+
+def auc_cell(attack: AttackMetrics) -> str:
+    ci = attack.auc_ci
+    return f"{fmt_auc(attack.auc)} [{fmt_auc(ci.low)}, {fmt_auc(ci.high)}]"
+
+
+# How each rule's numbers read: AUC to 3 decimals, rates as percentages, counts as integers.
+_FORMATS = {
+    "max_auc": fmt_auc,
+    "max_tpr_at_0_1pct_fpr": fmt_pct,
+    "max_epsilon_lower_bound": fmt_eps,
+    "no_inserted_canary_extracted": lambda v: f"{v:g}",
+}
+
+
+def _number(reason: GateReason, value: float | str | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return _FORMATS.get(reason.rule, fmt_eps)(value)
+
+
+def measured_cell(reason: GateReason) -> str:
+    """The measured value with its interval (`∞`: a one-sided lower bound)."""
+    if reason.measured is None:
+        return "not measured"
+    value = _number(reason, reason.measured)
+    if reason.interval is not None and not isinstance(reason.measured, str):
+        low, high = reason.interval
+        value += f" [{_number(reason, low)}, {'∞' if high is None else _number(reason, high)}]"
+    return value
+
+
+def limit_cell(reason: GateReason) -> str:
+    return _number(reason, reason.limit)
+
+
+def epsilon_line(report: LeakageReport) -> str | None:
+    bound = report.epsilon_lower_bound
+    if bound is None:
+        return None
+    return (
+        f"empirical epsilon lower bound {fmt_eps(bound.value)} at {bound.confidence:.0%} "
+        f"confidence (delta {bound.delta:g}; {bound.n_eval_members}+{bound.n_eval_non_members} "
+        f"evaluation records; {bound.threat_model})"
+    )

@@ -1,0 +1,64 @@
+"""The audit as Markdown, short enough for a pull-request comment."""
+
+from __future__ import annotations
+
+from app.audits.schemas import AuditRead
+from app.dashboard.formatting import fmt_target
+from app.reporting.common import (
+    RULE_TITLES,
+    auc_cell,
+    epsilon_line,
+    fpr_columns,
+    gate_label,
+    limit_cell,
+    measured_cell,
+    title,
+    tpr_cell,
+)
+from attacks.report import LeakageReport
+
+STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "not_measured": "➖ not measured"}
+
+
+def render_markdown(audit: AuditRead, report: LeakageReport) -> str:
+    verdict = report.verdict
+    lines = [
+        f"## leakgate: {title(audit)} — gate {gate_label(audit)}",
+        "",
+        f"**Verdict: {verdict.status}** — {verdict.explanation}",
+        "",
+    ]
+    if audit.gate_reasons:
+        scope = audit.policy.scope if audit.policy else "built-in"
+        lines += [
+            f"Release gate ({scope} policy):",
+            "",
+            "| rule | result | measured | limit |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {RULE_TITLES[r.rule]} | {STATUS_MARK[r.status]} | {measured_cell(r)} | "
+            f"{limit_cell(r)} |"
+            for r in audit.gate_reasons
+        ]
+        lines += [""] + [f"- {r.message}" for r in audit.gate_reasons] + [""]
+    columns = fpr_columns(report)
+    first = report.attacks[0]
+    lines += [
+        f"Attacks on {first.n_members} members and {first.n_non_members} non-members "
+        f"({first.auc_ci.confidence:.0%} intervals):",
+        "",
+        "| attack | AUC | " + " | ".join(f"TPR at {fmt_target(f)} FPR" for f in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    lines += [
+        f"| {a.name} | {auc_cell(a)} | " + " | ".join(tpr_cell(a, f) for f in columns) + " |"
+        for a in report.attacks
+    ]
+    if any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr):
+        lines += ["", "\\* too few non-members to resolve that FPR (needs at least 1/FPR)."]
+    bound = epsilon_line(report)
+    if bound:
+        lines += ["", bound[0].upper() + bound[1:] + "."]
+    lines += ["", f"Audit `{audit.id}`."]
+    return "\n".join(lines) + "\n"

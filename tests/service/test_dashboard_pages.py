@@ -1,0 +1,410 @@
+"""The dashboard's sortable list, live-progress endpoint, audit-page additions and model page.
+
+Audits are submitted through the real API and finished through the real state machine
+(`app.audits.lifecycle`, what a worker calls) with reports computed by the attacks library.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from app.dashboard.chart_svg import BoundBar, Series, epsilon_svg, nice_max, trend_svg
+from app.dashboard.summary import key_numbers
+from tests.conftest import new_key
+from tests.service.test_dashboard import SVG_NS, WORKER, build_report, login, store_success, submit
+
+
+def finish(audit_id: str, report) -> None:
+    """Store `report` as the audit's result with the summary columns a worker would write."""
+    bound = report.epsilon_lower_bound
+    store_success(
+        audit_id,
+        report.model_dump(mode="json"),
+        verdict=report.verdict.status,
+        auc=max(a.auc for a in report.attacks),
+        eps=bound.value if bound else 0.0,
+    )
+
+
+def row_order(html: str, ids: list[str]) -> list[str]:
+    """The given audit ids in the order their list rows appear."""
+    found = re.findall(r'<tr data-audit-id="([^"]+)"', html)
+    return [i for i in found if i in ids]
+
+
+def test_list_sorts_filters_and_keeps_sort_in_pager(client, auth, api_key, uploaded):
+    weak = submit(client, auth, uploaded, model={"name": "beta", "version": "1"})
+    strong = submit(client, auth, uploaded, model={"name": "alpha", "version": "2"})
+    queued = submit(client, auth, uploaded, model={"name": "gamma", "version": "1"})
+    finish(weak, build_report({"loss": 0.5}, claim_epsilon=8.0))
+    finish(strong, build_report({"loss": 3.0}, claim_epsilon=8.0))
+    login(client, api_key)
+    ids = [weak, strong, queued]
+
+    def order(**params) -> list[str]:
+        page = client.get("/dashboard", params=params)
+        assert page.status_code == 200
+        return row_order(page.text, ids)
+
+    assert order() == [queued, strong, weak]
+    assert order(sort="oldest") == [weak, strong, queued]
+    # Audits without numbers (still queued) sort last, whatever the direction of the rest.
+    assert order(sort="auc") == [strong, weak, queued]
+    assert order(sort="epsilon") == [strong, weak, queued]
+    assert order(sort="model") == [strong, weak, queued]
+    assert order(sort="no-such-order") == [queued, strong, weak]
+    assert order(sort="auc", state="succeeded") == [strong, weak]
+    assert order(sort="auc", model_name="beta") == [weak]
+
+    first = client.get("/dashboard", params={"sort": "auc", "limit": 1})
+    assert "sort=auc" in first.text and "offset=1" in first.text
+    assert row_order(first.text, ids) == [strong]
+    assert '<option value="auc" selected>' in first.text
+
+
+def test_list_shows_tpr_at_low_fpr_epsilon_vs_claim_and_model_link(client, auth, api_key, uploaded):
+    resolved = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
+    small = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
+    report = build_report({"loss": 3.0}, claim_epsilon=0.5, n=1200)
+    finish(resolved, report)
+    finish(small, build_report({"loss": 3.0}, claim_epsilon=0.5, n=200))
+    login(client, api_key)
+    html = client.get("/dashboard").text
+    rows = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r'<tr data-audit-id="([^"]+)".*?</tr>', html, re.DOTALL)
+    }
+    point = next(p for p in report.attacks[0].tpr_at_fpr if p.fpr == 0.001)
+    assert point.resolved
+    assert f"{point.tpr * 100:.1f}%" in rows[resolved] and "not resolved" not in rows[resolved]
+    # 200 non-members cannot measure 0.1% FPR: the value carries the mark and its reason.
+    assert "not resolved: 200 non-members" in rows[small]
+    # The bound is above the claim: shown beside it and marked.
+    assert 'class="over-claim"' in rows[resolved] and "claimed 0.500" in rows[resolved]
+    assert 'href="/dashboard/models/tiny"' in rows[resolved]
+
+
+def test_key_numbers_read_reports_defensively():
+    body = build_report({"loss": 2.0, "confidence": 1.0}, claim_epsilon=1.0, n=1200).model_dump(
+        mode="json"
+    )
+    numbers = key_numbers(body)
+    best = max(p["tpr"] for a in body["attacks"] for p in a["tpr_at_fpr"] if p["fpr"] == 0.001)
+    assert numbers.tpr_at_low_fpr == best and numbers.tpr_at_low_fpr_resolved
+    assert numbers.n_non_members == 1200
+    assert numbers.member_accuracy == 1.0 and numbers.non_member_accuracy == 0.75
+    assert numbers.canaries_inserted is None
+    # A report without the 0.1% point, and one with canaries (the canary branch's contract).
+    for attack in body["attacks"]:
+        attack["tpr_at_fpr"] = [p for p in attack["tpr_at_fpr"] if p["fpr"] != 0.001]
+    body["canaries"] = {"summary": {"n_inserted": 50, "n_extracted_inserted": 3}, "canaries": []}
+    numbers = key_numbers(body)
+    assert numbers.tpr_at_low_fpr is None
+    assert (numbers.canaries_extracted, numbers.canaries_inserted) == (3, 50)
+    assert key_numbers(None).tpr_at_low_fpr is None
+    assert key_numbers({"attacks": "garbage", "utility": 3}).member_accuracy is None
+
+
+def test_progress_endpoint_follows_the_worker_and_is_tenant_scoped(client, auth, api_key, uploaded):
+    from app.audits import lifecycle
+    from app.core.db import session_scope
+
+    audit_id = submit(client, auth, uploaded)
+    assert client.get("/dashboard/progress", params={"id": audit_id}).status_code == 401
+    login(client, api_key)
+    page = client.get("/dashboard")
+    assert '<script src="/dashboard/static/live.js" defer></script>' in page.text
+    assert '<noscript><meta http-equiv="refresh"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    script = client.get("/dashboard/static/live.js")
+    assert script.status_code == 200 and "/dashboard/progress" in script.text
+
+    with session_scope() as db_session:
+        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
+        lifecycle.report_progress(
+            db_session, audit_id, worker=WORKER, progress=0.4, stage="scoring members"
+        )
+    item = client.get("/dashboard/progress", params={"id": audit_id}).json()["audits"][0]
+    assert item["state"] == "running" and item["progress"] == pytest.approx(0.4)
+    assert not item["final"] and "scoring members" in item["row_html"]
+    assert item["row_html"].startswith(f'<tr data-audit-id="{audit_id}" data-state="running">')
+
+    report = build_report({"loss": 3.0}, claim_epsilon=0.5)
+    bound = report.epsilon_lower_bound
+    with session_scope() as db_session:
+        assert lifecycle.succeed(
+            db_session,
+            audit_id,
+            worker=WORKER,
+            report_body=report.model_dump(mode="json"),
+            schema_version=report.schema_version,
+            verdict="violation",
+            auc=report.attacks[0].auc,
+            epsilon_lower_bound=bound.value if bound else None,
+        )
+    item = client.get("/dashboard/progress", params={"id": audit_id}).json()["audits"][0]
+    assert item["final"] and item["verdict"] == "violation"
+    assert "badge-violation" in item["row_html"] and "<progress" not in item["row_html"]
+
+    # Another tenant asking for this id gets nothing back, as if it did not exist.
+    login(client, new_key())
+    other = client.get("/dashboard/progress", params=[("id", audit_id), ("id", "nope")])
+    assert other.status_code == 200 and other.json() == {"audits": []}
+    assert client.get("/dashboard/progress").status_code == 422
+
+
+def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
+    client, auth, api_key, uploaded
+):
+    audit_id = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
+    report = build_report({"loss": 3.0, "confidence": 0.5}, claim_epsilon=0.5)
+    finish(audit_id, report)
+    login(client, api_key)
+    html = client.get(f"/dashboard/audits/{audit_id}").text
+    assert "The model leaks more than its privacy claim allows" in html
+    assert "The strongest attack, loss" in html
+    for step in ("Created", "Started", "Finished", "Stage"):
+        assert f"<strong>{step}</strong>" in html
+    assert "in the queue" in html and "of work" in html
+    assert 'href="/dashboard/models/tiny"' in html
+    assert f'href="/dashboard/audits/{audit_id}/records.csv"' in html
+
+    svg = re.search(r'<svg[^>]*class="epsilon-chart".*?</svg>', html, re.DOTALL)
+    assert svg is not None
+    root = ET.fromstring(svg.group(0))
+    bars = root.findall(f"{SVG_NS}rect")
+    assert len(bars) == len(report.epsilon_bounds)
+    over = [b for b in bars if "over-claim" in b.get("class", "")]
+    assert len(over) == sum(b.value > 0.5 for b in report.epsilon_bounds) >= 1
+    assert root.find(f"{SVG_NS}line[@class='claimed']") is not None
+    # No canaries in this report, so no canary table.
+    assert "<h2>Canaries</h2>" not in html
+
+
+def read_model(**extra):
+    """An audit as the API reads it, with `extra` fields set."""
+    from app.audits.schemas import AuditRead, ModelRef
+    from app.core.timeutil import utcnow
+
+    now = utcnow()
+    return AuditRead(
+        id="a1",
+        model=ModelRef(name="m", version="3"),
+        task="text-classification",
+        state="succeeded",
+        progress=1.0,
+        stage="done",
+        error=None,
+        cancel_requested=False,
+        verdict="consistent",
+        claimed_epsilon=8.0,
+        auc=0.7,
+        epsilon_lower_bound=0.1,
+        created_at=now,
+        started_at=now,
+        finished_at=now,
+        links={},
+        **{"gate": None, "gate_reasons": [], "policy": None, **extra},
+    )
+
+
+def render_detail(view, **context) -> str:
+    """The audit page template, rendered with what the route would pass."""
+    from app.dashboard.views import _env
+
+    audit = context.pop("audit", None) or read_model()
+    base = dict(
+        tenant=None,
+        refresh_s=None,
+        audit=audit,
+        gate=None,
+        gate_reasons=[],
+        active=False,
+        attempts=1,
+        requested_attacks=["loss"],
+        dp_claim=None,
+        queued_for=0.5,
+        duration=2.0,
+        notice=None,
+        view=view,
+        report_error=None,
+    )
+    return _env.get_template("detail.html").render(**{**base, **context})
+
+
+def test_release_gate_is_shown_when_the_read_model_has_it(activate):
+    from app.dashboard.summary import KeyNumbers
+    from app.dashboard.views import ListRow, _env
+    from app.policies.schemas import GateReason
+
+    reason = GateReason(
+        rule="max_auc",
+        status="fail",
+        measured=0.91,
+        limit=0.8,
+        message="AUC 0.91 exceeds the policy's 0.80",
+    )
+    audit = read_model(gate="fail", gate_reasons=[reason])
+    html = render_detail(None, audit=audit, gate="fail", gate_reasons=audit.gate_reasons)
+    assert "<h2>Release gate</h2>" in html and "badge-gate-fail" in html
+    assert "<strong>max_auc</strong> · fail: AUC 0.91 exceeds the policy&#39;s 0.80" in html
+    assert "Release gate" not in render_detail(None)
+    row = ListRow(audit, KeyNumbers())
+    assert row.gate == "fail"
+    cells = _env.get_template("_audit_row.html").render(row=row)
+    assert "gate fail" in cells and cells.count("<td") == 11
+
+
+def test_plain_verdict_for_each_status():
+    from app.dashboard.report_view import plain_verdict
+    from attacks.report import Verdict
+
+    consistent = build_report({"loss": 1.0}, claim_epsilon=8.0, n=1200)
+    assert consistent.verdict.status == "consistent"
+    text = plain_verdict(consistent)
+    assert text.startswith("Nothing measured contradicts the claim ε = 8.00")
+    point = next(p for p in consistent.attacks[0].tpr_at_fpr if p.fpr == 0.001)
+    assert f"finds {point.tpr * 100:.1f}% of members while flagging 0.1% of non-members" in text
+    no_claim = consistent.model_copy(
+        update={
+            "verdict": Verdict(
+                status="no-claim",
+                claimed_epsilon=None,
+                claimed_delta=None,
+                epsilon_lower_bound=None,
+                confidence=None,
+                explanation="no claim",
+            )
+        }
+    )
+    assert plain_verdict(no_claim).startswith("No privacy claim was given")
+    unbounded = consistent.model_copy(update={"epsilon_bounds": []})
+    assert plain_verdict(unbounded).startswith("No attack produced a lower bound")
+
+
+def test_canary_table_masks_secrets(activate):
+    """The canary part is read by name (another branch adds it to the schema): render the
+    audit page template with a report that carries it, in the agreed shape."""
+    from app.dashboard.report_view import build_report_view
+    from attacks.report import LeakageReport
+
+    class WithCanaries(LeakageReport):
+        canaries: dict | None = None
+
+    base = build_report({"loss": 1.0}, claim_epsilon=8.0).model_dump()
+    canaries = {
+        "summary": {
+            "n_inserted": 2,
+            "n_held_out": 1,
+            "mean_exposure_inserted": 9.5,
+            "mean_exposure_held_out": 1.25,
+            "n_extracted_inserted": 1,
+            "n_extracted_held_out": 0,
+            "one_run_bound": None,
+        },
+        "canaries": [
+            {
+                "id": "c-1",
+                "inserted": True,
+                "repetitions": 4,
+                "exposure": 17.0,
+                "rank": 1,
+                "extracted": True,
+                "recovered": "4111 2222 3333 4444",
+                "per_position_accuracy": 1.0,
+            },
+            {
+                "id": "c-2",
+                "inserted": True,
+                "repetitions": 1,
+                "exposure": 2.0,
+                "rank": 900,
+                "extracted": False,
+                "recovered": None,
+                "per_position_accuracy": 0.2,
+            },
+            {
+                "id": "c-3",
+                "inserted": False,
+                "repetitions": 0,
+                "exposure": 1.25,
+                "rank": 4000,
+                "extracted": False,
+            },
+        ],
+    }
+    view = build_report_view(WithCanaries(**base, canaries=canaries))
+    assert view.canaries is not None and len(view.canaries.rows) == 3
+    html = render_detail(view)
+    assert "<h2>Canaries</h2>" in html
+    assert "9.50 bits inserted, 1.25 bits held out" in html
+    table = html[html.index("<h2>Canaries</h2>") : html.index("Recovered secrets stay hidden")]
+    assert table.count("<tr") == 4 and "held out" in table
+    # The secret is in the page only inside a closed <details>, never in plain view.
+    secret = re.search(
+        r"<details class=\"secret\"><summary>show</summary><code>(.*?)</code>", table
+    )
+    assert secret and secret.group(1) == "4111 2222 3333 4444"
+    assert table.count("4111 2222 3333 4444") == 1 and " open" not in table
+
+
+def test_model_page_shows_versions_over_time(client, auth, api_key, uploaded):
+    v1 = submit(client, auth, uploaded, model={"name": "org/fraud", "version": "1"})
+    v2 = submit(client, auth, uploaded, model={"name": "org/fraud", "version": "2"})
+    other = submit(client, auth, uploaded, model={"name": "other", "version": "1"})
+    running = submit(client, auth, uploaded, model={"name": "org/fraud", "version": "3"})
+    finish(v1, build_report({"loss": 0.5}, claim_epsilon=8.0))
+    finish(v2, build_report({"loss": 3.0}, claim_epsilon=8.0))
+    login(client, api_key)
+
+    page = client.get("/dashboard/models/org/fraud")
+    assert page.status_code == 200
+    html = page.text
+    for audit_id in (v1, v2, running):
+        assert f'href="/dashboard/audits/{audit_id}"' in html
+    assert other not in html
+    assert html.index(v1) < html.index(v2) < html.index(running)  # oldest first
+    charts = re.findall(r'<svg[^>]*class="trend-chart".*?</svg>', html, re.DOTALL)
+    assert len(charts) == 4
+    auc_chart = ET.fromstring(charts[0])
+    # One dot per succeeded audit; v2 leaks more, so its dot sits higher (smaller y).
+    dots = auc_chart.findall(f"{SVG_NS}circle")
+    assert len(dots) == 2
+    assert float(dots[1].get("cy", "")) < float(dots[0].get("cy", ""))
+    assert "v1" in "".join(auc_chart.itertext()) and "v2" in "".join(auc_chart.itertext())
+
+    assert client.get("/dashboard/models/no-such-model").status_code == 404
+    login(client, new_key())
+    assert client.get("/dashboard/models/org/fraud").status_code == 404
+
+
+def test_charts_scale_and_break_on_missing_values():
+    assert [nice_max(v) for v in (0.07, 0.1, 0.11, 3.2, 7.0, 12.0)] == [
+        0.1,
+        0.1,
+        0.2,
+        5.0,
+        10.0,
+        20.0,
+    ]
+    root = ET.fromstring(
+        epsilon_svg([BoundBar("loss", 2.0, 0.95), BoundBar("rmia <x>", 0.5, 0.95)], claimed=1.0)
+    )
+    bars = root.findall(f"{SVG_NS}rect")
+    assert [b.get("class") for b in bars] == ["bound over-claim", "bound"]
+    claimed = root.find(f"{SVG_NS}line[@class='claimed']")
+    assert claimed is not None
+    # The claim at 1.0 sits between the ends of the 0.5 and 2.0 bars.
+    ends = [float(b.get("x", "")) + float(b.get("width", "")) for b in bars]
+    assert ends[1] < float(claimed.get("x1", "")) < ends[0]
+    assert "rmia <x>" in "".join(root.itertext())
+
+    chart = ET.fromstring(
+        trend_svg("t", ["v1", "v2", "v3", "v4"], [Series("s", [0.2, None, 0.5, 0.6])])
+    )
+    assert len(chart.findall(f"{SVG_NS}circle")) == 3
+    # The gap at v2 splits the line: v3-v4 is the only segment with two points.
+    assert len(chart.findall(f"{SVG_NS}path")) == 1
