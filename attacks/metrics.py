@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn import metrics as sk_metrics
 
-from attacks.report import AttackMetrics, Interval, RocCurve, TprAtFpr
+from attacks.report import AttackMetrics, Interval, RocCurve, TprAtFpr, Utility
 
 # ROC FPRs are ratios k/n; this relative slack keeps a rounded k/n from counting as above
 # a target it equals (e.g. 3/300 against 1%).
@@ -196,3 +196,38 @@ def _checked(
     if not (np.all(np.isfinite(members)) and np.all(np.isfinite(non_members))):
         raise ValueError("scores contain NaN or infinite values")
     return members, non_members
+
+
+def utility(
+    correct: np.ndarray,
+    n_members: int,
+    *,
+    evaluation_correct: np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> Utility:
+    """Accuracy next to leakage, with its exact (Clopper-Pearson) interval.
+
+    `correct` covers the audited records, members first. The headline accuracy is on the
+    evaluation records when given, else on the non-members: records the model never saw.
+    """
+    from attacks.privacy.empirical import clopper_pearson
+
+    correct = np.asarray(correct, dtype=bool)
+    members, non_members = correct[:n_members], correct[n_members:]
+    if members.size == 0 or non_members.size == 0:
+        raise ValueError("utility needs at least one member and one non-member")
+    held_out = non_members if evaluation_correct is None else np.asarray(evaluation_correct, bool)
+    if held_out.size == 0:
+        raise ValueError("the evaluation set is empty")
+    hits = int(np.count_nonzero(held_out))
+    low, high = clopper_pearson(hits, held_out.size, confidence)
+    return Utility(
+        member_accuracy=float(members.mean()),
+        non_member_accuracy=float(non_members.mean()),
+        n_members=int(members.size),
+        n_non_members=int(non_members.size),
+        accuracy=hits / held_out.size,
+        accuracy_ci=Interval(low=low, high=high, confidence=confidence),
+        n_evaluated=int(held_out.size),
+        evaluated_on="non-members" if evaluation_correct is None else "evaluation",
+    )

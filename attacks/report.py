@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2
 
 
 class _Schema(BaseModel):
@@ -24,7 +24,10 @@ class DPSGDParameters(_Schema):
     sample_rate: float = Field(gt=0, le=1)
     steps: int | None = Field(default=None, ge=1)
     epochs: float | None = Field(default=None, gt=0)
-    accountant: Literal["rdp", "pld"] = "rdp"
+    accountant: Literal["rdp", "pld", "prv"] | None = Field(
+        default=None,
+        description="accountant whose epsilon is the claim; default: the tightest of them all",
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> DPSGDParameters:
@@ -40,32 +43,45 @@ class DPSGDParameters(_Schema):
         return math.ceil(self.epochs / self.sample_rate)
 
 
+class AccountedEpsilon(_Schema):
+    """One accountant's epsilon for the claimed DP-SGD parameters (None if it failed)."""
+
+    accountant: str
+    epsilon: float | None = Field(ge=0)
+    note: str = ""
+
+
 class DPClaim(_Schema):
     """The (epsilon, delta) differential-privacy guarantee the model's owner claims.
 
-    Either declared (`epsilon`) or computed from DP-SGD parameters by a real accountant
-    (`dp_sgd`, filling `accounted_epsilon`); when both are given the declared one is checked.
+    Either declared (`epsilon`) or computed from DP-SGD parameters by real accountants
+    (`dp_sgd`): every accountant's epsilon is kept in `accountants`, and `accounted_epsilon`
+    is the tightest one (or the one `dp_sgd.accountant` names). When both are given the
+    declared epsilon is checked.
     """
 
     epsilon: float | None = Field(default=None, gt=0)
     delta: float = Field(default=1e-5, ge=0, lt=1)
     dp_sgd: DPSGDParameters | None = None
     accounted_epsilon: float | None = Field(default=None, ge=0)
+    accountant: str | None = Field(default=None, description="which accountant gave it")
+    accountants: list[AccountedEpsilon] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _resolve_epsilon(self) -> DPClaim:
         if self.epsilon is None and self.dp_sgd is None:
             raise ValueError("a DP claim needs epsilon, or dp_sgd parameters to account for")
         if self.dp_sgd is not None and self.accounted_epsilon is None:
-            from attacks.privacy.accounting import dpsgd_epsilon
+            from attacks.privacy.accounting import account_dpsgd, tightest
 
-            self.accounted_epsilon = dpsgd_epsilon(
+            self.accountants = account_dpsgd(
                 noise_multiplier=self.dp_sgd.noise_multiplier,
                 sample_rate=self.dp_sgd.sample_rate,
                 steps=self.dp_sgd.n_steps,
                 delta=self.delta,
-                accountant=self.dp_sgd.accountant,
             )
+            chosen = tightest(self.accountants, self.dp_sgd.accountant)
+            self.accounted_epsilon, self.accountant = chosen.epsilon, chosen.accountant
         if self.epsilon is None:
             self.epsilon = self.accounted_epsilon
         return self
@@ -118,26 +134,34 @@ class AttackMetrics(_Schema):
 
 
 class EpsilonBound(_Schema):
-    """An empirical lower bound on epsilon from one attack, with what is needed to check it."""
+    """One empirical lower bound on epsilon, with everything needed to judge and check it.
 
+    Generic over methods: `method` names the statistic ("clopper-pearson", "gdp", "one-run",
+    ...), `source` what produced the evidence (an attack's name, "canaries"), and `details`
+    holds the method's own numbers (threshold, error counts, rate bounds, mu, ...).
+    `confidence` is the family-wise level: the bound was computed at
+    1 - (1 - confidence) / n_tests, so up to `n_tests` bounds may be compared at once.
+    """
+
+    method: str
+    source: str
     value: float = Field(ge=0)
     confidence: float = Field(gt=0, lt=1)
     delta: float = Field(ge=0, lt=1)
-    method: str
-    threshold: float
-    direction: Literal["low-fpr", "low-fnr"]
-    n_eval_members: int = Field(ge=0)
-    n_eval_non_members: int = Field(ge=0)
-    false_positives: int = Field(ge=0)
-    false_negatives: int = Field(ge=0)
-    fpr_upper: float = Field(ge=0, le=1)
-    fnr_upper: float = Field(ge=0, le=1)
     n_tests: int = Field(ge=1)
+    n_eval_members: int = Field(ge=0, description="members (or included canaries) evaluated")
+    n_eval_non_members: int = Field(ge=0, description="non-members (or excluded canaries)")
     threat_model: str
+    description: str = ""
+    details: dict[str, float | int | str | None] = Field(default_factory=dict)
 
 
 class Verdict(_Schema):
-    """Whether the measured leakage contradicts the claimed DP guarantee."""
+    """Whether the measured leakage contradicts the claimed DP guarantee.
+
+    `confidence` is family-wise over all `n_bounds` bounds compared; `gap` is the claimed
+    epsilon minus the largest bound (negative exactly when the verdict is a violation).
+    """
 
     status: Literal["consistent", "violation", "no-claim"]
     claimed_epsilon: float | None
@@ -145,15 +169,26 @@ class Verdict(_Schema):
     epsilon_lower_bound: float | None
     confidence: float | None
     explanation: str
+    gap: float | None = None
+    n_bounds: int = Field(default=0, ge=0)
+    deciding_bound: str | None = Field(default=None, description="method and source of the max")
 
 
 class Utility(_Schema):
-    """Accuracy on members and non-members: the generalisation gap behind most leakage."""
+    """What the model is worth, next to what it leaks: accuracy with its exact interval.
+
+    `accuracy` is measured on the evaluation dataset when the spec names one, else on the
+    non-members; member accuracy shows the generalisation gap behind most leakage.
+    """
 
     non_member_accuracy: float
     member_accuracy: float
     n_non_members: int = Field(ge=0)
     n_members: int = Field(ge=0)
+    accuracy: float | None = None
+    accuracy_ci: Interval | None = None
+    n_evaluated: int | None = Field(default=None, ge=0)
+    evaluated_on: Literal["non-members", "evaluation"] | None = None
 
 
 class TargetInfo(_Schema):
@@ -260,9 +295,12 @@ class LeakageReport(_Schema):
     schema_version: int = REPORT_SCHEMA_VERSION
     target: TargetInfo
     attacks: list[AttackMetrics]
-    epsilon_lower_bound: EpsilonBound | None
-    per_attack_epsilon: dict[str, EpsilonBound]
+    epsilon_lower_bound: EpsilonBound | None = Field(description="the largest of the bounds")
+    epsilon_bounds: list[EpsilonBound] = Field(
+        description="every bound tried (attacks x methods, canaries), one Bonferroni family"
+    )
     verdict: Verdict
+    dp_claim: DPClaim | None = None
     utility: Utility | None
     device: str
     timings: dict[str, float]
@@ -273,18 +311,23 @@ class LeakageReport(_Schema):
     canaries: CanaryReport | None = None
 
 
-def best_epsilon_bound(bounds: dict[str, EpsilonBound]) -> EpsilonBound | None:
-    """The largest bound over attacks; valid only because each was corrected for all of them."""
+def best_epsilon_bound(bounds: list[EpsilonBound]) -> EpsilonBound | None:
+    """The largest bound; valid only because each was corrected for the whole family.
+
+    Refuses a family whose members were corrected for fewer tests than it holds, or that
+    mixes confidence levels or deltas: their maximum would not be a bound at that level.
+    """
     if not bounds:
         return None
-    for name, bound in bounds.items():
+    for bound in bounds:
         if bound.n_tests < len(bounds):
             raise ValueError(
-                f"bound of attack {name!r} was corrected for {bound.n_tests} test(s) but "
-                f"{len(bounds)} attacks are compared: recompute it with n_tests={len(bounds)}"
+                f"the {bound.method} bound from {bound.source!r} was corrected for "
+                f"{bound.n_tests} test(s) but {len(bounds)} bounds are compared: recompute "
+                f"it with n_tests={len(bounds)}"
             )
-    if len({(bound.confidence, bound.delta) for bound in bounds.values()}) > 1:
+    if len({(bound.confidence, bound.delta) for bound in bounds}) > 1:
         raise ValueError(
             "bounds computed at different confidence levels or deltas cannot be compared"
         )
-    return max(bounds.values(), key=lambda bound: bound.value)
+    return max(bounds, key=lambda bound: bound.value)

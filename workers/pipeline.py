@@ -22,7 +22,7 @@ from app.core.timeutil import utcnow
 from attacks.data import Record
 from attacks.metrics import evaluate_attack
 from attacks.mia import get_attack
-from attacks.privacy.empirical import epsilon_lower_bound
+from attacks.privacy.empirical import family_bounds
 from attacks.privacy.verdict import decide
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
@@ -64,14 +64,15 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
         start=0.96,
         end=0.98,
     )
+    verdict = decide(spec.dp_claim, bounds)
     best = best_epsilon_bound(bounds)
-    verdict = decide(best, spec.dp_claim)
     report = LeakageReport(
         target=signal_set.target,
         attacks=results,
         epsilon_lower_bound=best,
-        per_attack_epsilon=bounds,
+        epsilon_bounds=bounds,
         verdict=verdict,
+        dp_claim=spec.dp_claim,
         utility=signal_set.utility,
         device=signal_set.device,
         timings=ctx.timings,
@@ -95,7 +96,11 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
 
 
 def run_attacks(ctx: AuditContext, signal_set: SignalSet):
-    """Each attack scores every audited record; metrics and the epsilon bound follow."""
+    """Each attack scores every audited record; metrics and its epsilon bounds follow.
+
+    The bounds of all attacks and statistics are one Bonferroni family: each is corrected for
+    the family's full size, so the largest is still a bound at the stated confidence.
+    """
     spec = ctx.spec
     assert spec.attacks is not None
     members = signal_set.is_member
@@ -103,7 +108,7 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
     n_references = (
         signal_set.reference_models.count if signal_set.reference_models is not None else 0
     )
-    results, scores, bounds = [], {}, {}
+    results, scores = [], {}
     for i, name in enumerate(spec.attacks):
         attack = get_attack(name)
         score = np.asarray(attack.score(signal_set.inputs), dtype=np.float64)
@@ -119,15 +124,13 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
         if getattr(attack, "needs_references", False):
             metrics = metrics.model_copy(update={"n_reference_models": n_references})
         results.append(metrics)
-        bounds[name] = epsilon_lower_bound(
-            score[members],
-            score[~members],
-            delta=delta,
-            confidence=spec.options.confidence,
-            n_tests=len(spec.attacks),
-            seed=spec.options.seed,
-        )
         ctx.progress(0.86 + 0.1 * (i + 1) / len(spec.attacks), f"attack {name} done")
+    bounds = family_bounds(
+        {name: (score[members], score[~members]) for name, score in scores.items()},
+        delta=delta,
+        confidence=spec.options.confidence,
+        seed=spec.options.seed,
+    )
     return results, scores, bounds
 
 

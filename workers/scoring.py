@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.data import Record
+from attacks.metrics import utility
 from attacks.mia import AttackInputs
 from attacks.report import ReferenceModels, TargetInfo, Utility
 from attacks.signals import classifier_signals
@@ -42,13 +43,30 @@ def _audited(ctx: AuditContext) -> tuple[list[Record], int]:
     return members + non_members, len(members)
 
 
-def _utility(correct: np.ndarray, n_members: int) -> Utility:
-    return Utility(
-        member_accuracy=float(np.mean(correct[:n_members])),
-        non_member_accuracy=float(np.mean(correct[n_members:])),
-        n_members=n_members,
-        n_non_members=len(correct) - n_members,
+def _utility(
+    ctx: AuditContext, correct: np.ndarray, n_members: int, evaluation_correct=None
+) -> Utility:
+    return utility(
+        correct,
+        n_members,
+        evaluation_correct=evaluation_correct,
+        confidence=ctx.spec.options.confidence,
     )
+
+
+def _evaluation_correct(ctx: AuditContext, classifier) -> np.ndarray | None:
+    """Whether the target classifies each record of the spec's evaluation set correctly."""
+    if ctx.spec.evaluation is None:
+        return None
+    records = ctx.records(ctx.spec.evaluation)
+    with ctx.timed("evaluation"):
+        logits = classifier.logits(
+            [r.text for r in records],
+            batch_size=ctx.spec.options.batch_size,
+            max_length=ctx.spec.options.max_length,
+        )
+    labels = classifier.label_ids([r.label for r in records])
+    return np.argmax(logits, axis=1) == labels
 
 
 def score_text_classifier(ctx: AuditContext) -> SignalSet:
@@ -72,6 +90,7 @@ def score_text_classifier(ctx: AuditContext) -> SignalSet:
             progress=ctx.progress.span(0.05, end, "scoring audited records"),
         )
     signals = classifier_signals(logits, labels)
+    evaluation_correct = _evaluation_correct(ctx, classifier)
     inputs = AttackInputs(target=signals)
     reference_models = None
     if spec.uses_references:
@@ -86,7 +105,7 @@ def score_text_classifier(ctx: AuditContext) -> SignalSet:
         n_members=n_members,
         target=classifier.target_info(),
         device=describe_device(classifier.device),
-        utility=_utility(signals["correct"], n_members),
+        utility=_utility(ctx, signals["correct"], n_members, evaluation_correct),
         reference_models=reference_models,
     )
 
@@ -101,13 +120,19 @@ def score_predictions(ctx: AuditContext) -> SignalSet:
         logits = np.log(np.clip(logits, 1e-300, None))
     labels = np.array([int(r.label) for r in records])  # type: ignore[arg-type]
     signals = classifier_signals(logits, labels)
+    evaluation_correct = None
+    if ctx.spec.evaluation is not None:
+        evaluation = ctx.records(ctx.spec.evaluation)
+        outputs = np.array([r.outputs for r in evaluation], dtype=np.float64)
+        truth = np.array([int(r.label) for r in evaluation])  # type: ignore[arg-type]
+        evaluation_correct = np.argmax(outputs, axis=1) == truth
     return SignalSet(
         inputs=AttackInputs(target=signals),
         records=records,
         n_members=n_members,
         target=TargetInfo(task="predictions", num_labels=logits.shape[1]),
         device="none (uploaded predictions)",
-        utility=_utility(signals["correct"], n_members),
+        utility=_utility(ctx, signals["correct"], n_members, evaluation_correct),
     )
 
 

@@ -106,6 +106,11 @@ class AuditSpec(BaseModel):
     reference_lm: str | None = Field(
         default=None, description="causal-lm: a reference language model artifact"
     )
+    evaluation: str | None = Field(
+        default=None,
+        description="dataset artifact id: labelled records the model's accuracy is measured on "
+        "(default: the non-members); reported as utility next to the leakage",
+    )
     attacks: list[str] | None = Field(default=None, description="default: by task and inputs")
     references: ReferenceSpec | None = None
     dp_claim: DPClaim | None = None
@@ -130,6 +135,8 @@ class AuditSpec(BaseModel):
                 raise ValueError("task predictions takes no target model: upload outputs instead")
         elif self.target is None:
             raise ValueError(f"task {self.task} needs a target model artifact")
+        if self.evaluation is not None and self.task == "causal-lm":
+            raise ValueError("evaluation measures a classifier's accuracy: not for causal-lm")
         if self.reference_lm is not None and self.task != "causal-lm":
             raise ValueError("reference_lm is for task causal-lm only")
         if self.attacks is None:

@@ -107,6 +107,8 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
     datasets = {"members": spec.members, "non_members": spec.non_members}
     if spec.population is not None:
         datasets["population"] = spec.population
+    if spec.evaluation is not None:
+        datasets["evaluation"] = spec.evaluation
     widths = set()
     for field, artifact_id in datasets.items():
         dataset = _artifact(db_session, tenant, field, artifact_id, "dataset")

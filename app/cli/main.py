@@ -192,6 +192,14 @@ def audit(
             dir_okay=False,
         ),
     ] = None,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled held-out records to measure accuracy on (default: the non-members).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     reference_models: Annotated[
         int | None, typer.Option(help="Reference models the worker trains (default 8).")
     ] = None,
@@ -245,6 +253,7 @@ def audit(
             gate=gate,
             report_out=report_out,
             population=population,
+            evaluation=evaluation,
         )
     raise typer.Exit(code)
 
@@ -260,6 +269,7 @@ def run_audit(
     gate: bool = False,
     report_out: Path | None = None,
     population: Path | None = None,
+    evaluation: Path | None = None,
 ) -> int:
     """Upload, submit and optionally follow one audit with progress bars; return the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
@@ -272,6 +282,8 @@ def run_audit(
         ]
         if population is not None:
             uploads.append(("population", population, "dataset"))
+        if evaluation is not None:
+            uploads.append(("evaluation", evaluation, "dataset"))
         for field, path, kind in uploads:
             size = path.stat().st_size if path.is_file() else None
             bar = bars.add_task(f"uploading {path.name}", total=size)

@@ -75,7 +75,8 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
     if bound:
         console.print(
             f"empirical epsilon lower bound: [bold]{bound['value']:.3f}[/] at "
-            f"{bound['confidence']:.0%} confidence (delta {bound['delta']:g}; "
+            f"{bound['confidence']:.0%} confidence ({bound['method']} on {bound['source']}, "
+            f"the largest of {len(report['epsilon_bounds'])}; delta {bound['delta']:g}; "
             f"{bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records; "
             f"{bound['threat_model']})"
         )
@@ -90,10 +91,17 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
         )
     utility = report.get("utility")
     if utility:
-        console.print(
+        line = (
             f"accuracy: members {_pct(utility['member_accuracy'])}, "
             f"non-members {_pct(utility['non_member_accuracy'])}"
         )
+        ci = utility.get("accuracy_ci")
+        if ci:
+            line += (
+                f"; on {utility['n_evaluated']} {utility['evaluated_on']} records "
+                f"{_pct(utility['accuracy'])} [{_pct(ci['low'])}, {_pct(ci['high'])}]"
+            )
+        console.print(line)
     verdict = report["verdict"]
     colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
     console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")

@@ -68,9 +68,7 @@ def build_report_view(report: LeakageReport) -> ReportView:
     confidences = {a.auc_ci.confidence for a in report.attacks}
     ci_percent = f"{confidences.pop() * 100:g}%" if len(confidences) == 1 else ""
     best = report.epsilon_lower_bound
-    bound_attack = next(
-        (name for name, bound in report.per_attack_epsilon.items() if bound == best), None
-    )
+    bound_attack = f"{best.source} ({best.method})" if best else None
     return ReportView(
         report=report,
         fpr_columns=fpr_columns,
@@ -78,7 +76,10 @@ def build_report_view(report: LeakageReport) -> ReportView:
         has_unresolved=any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr),
         ci_percent=ci_percent,
         bound_attack=bound_attack,
-        bounds=sorted(report.per_attack_epsilon.items(), key=lambda item: -item[1].value),
+        bounds=[
+            (f"{b.source} ({b.method})", b)
+            for b in sorted(report.epsilon_bounds, key=lambda b: -b.value)
+        ],
         chart=_chart(report.attacks),
         timings_total=sum(report.timings.values()),
         show_reference_models=any(a.n_reference_models for a in report.attacks),
@@ -96,8 +97,12 @@ def epsilon_bounds(report: LeakageReport) -> list[BoundBar]:
     bounds by method changes this function only.
     """
     bars = [
-        BoundBar(label=name, value=bound.value, confidence=bound.confidence)
-        for name, bound in report.per_attack_epsilon.items()
+        BoundBar(
+            label=f"{bound.source} ({bound.method})",
+            value=bound.value,
+            confidence=bound.confidence,
+        )
+        for bound in report.epsilon_bounds
     ]
     return sorted(bars, key=lambda bar: -bar.value)
 

@@ -1,19 +1,45 @@
-"""Empirical lower bounds on epsilon from an attack's error rates (Jagielski et al., 2020)."""
+"""Empirical lower bounds on epsilon from an attack's scores: two statistics, one split.
+
+Both pick a threshold on a random half of the records and bound the error rates on the other
+half with one-sided Clopper-Pearson intervals, so choosing the best threshold over all of them
+costs nothing in confidence. They differ in how the rates become epsilon:
+
+- "clopper-pearson" (Jagielski, Ullman & Oprea, 2020): the DP inequalities directly; sound
+  for every (epsilon, delta)-DP mechanism.
+- "gdp" (Nasr et al., 2023): the rates bound mu of a Gaussian-DP trade-off curve, and mu gives
+  epsilon at delta. Much tighter for strong attacks, but it assumes the mechanism is mu-GDP
+  (exactly true of the Gaussian mechanism, approximately of DP-SGD).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import beta
+from scipy.stats import beta, norm
 
 from attacks.report import EpsilonBound
 
-METHOD = "clopper-pearson, threshold chosen on a random half, evaluated on the other half"
+METHODS = ("clopper-pearson", "gdp")
+DESCRIPTIONS = {
+    "clopper-pearson": (
+        "Clopper-Pearson bounds on FPR and FNR at a threshold chosen on a random half and "
+        "evaluated on the other half; epsilon from the DP inequalities (Jagielski et al., 2020)"
+    ),
+    "gdp": (
+        "Clopper-Pearson bounds on FPR and FNR at a threshold chosen on a random half and "
+        "evaluated on the other half; mu >= Phi^-1(1 - FPR) - Phi^-1(FNR) of a Gaussian-DP "
+        "trade-off curve, then epsilon at delta from mu (Nasr et al., 2023)"
+    ),
+}
 THREAT_MODEL = (
     "black-box, final model; membership assumed to be a fair coin per record "
     "(members and non-members drawn at random from one distribution)"
 )
+GDP_ASSUMPTION = "; assumes a Gaussian-DP trade-off curve (as DP-SGD's noise gives)"
+# kept for callers that name the split statistic's description
+METHOD = DESCRIPTIONS["clopper-pearson"]
 
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -49,6 +75,22 @@ def _bound_terms(fpr_hi: float, fnr_hi: float, delta: float) -> tuple[float, flo
     return terms[0], terms[1]
 
 
+def gdp_mu(fpr_hi: float, fnr_hi: float) -> float:
+    """The smallest mu of a mu-GDP mechanism that allows a test with these error rates."""
+    return max(0.0, float(norm.isf(fpr_hi) - norm.ppf(fnr_hi)))
+
+
+def epsilon_from_mu(mu: float, delta: float) -> float:
+    """Epsilon of a mu-GDP mechanism at delta (Dong, Roth & Su, 2019), by Opacus's solver."""
+    from opacus.accountants.analysis.gdp import delta_eps_mu, eps_from_mu
+
+    if not 0 < delta < 1:
+        raise ValueError("the Gaussian-DP route needs 0 < delta < 1 (mu-GDP is never pure DP)")
+    if mu <= 0 or delta_eps_mu(eps=0.0, mu=mu) <= delta:
+        return 0.0
+    return float(eps_from_mu(mu=mu, delta=delta))
+
+
 def epsilon_lower_bound(
     member_scores: np.ndarray,
     non_member_scores: np.ndarray,
@@ -57,15 +99,18 @@ def epsilon_lower_bound(
     confidence: float = 0.95,
     n_tests: int = 1,
     seed: int = 0,
+    method: str = "clopper-pearson",
+    source: str = "attack",
 ) -> EpsilonBound:
     """A lower bound on epsilon that holds with `confidence`, from one attack's scores.
 
     The threshold is picked on a random half of the records and the error rates are
     measured on the other half, so picking the best threshold does not inflate the bound.
-    FPR and FNR each get a one-sided Clopper–Pearson bound at level alpha / (2 n_tests):
-    both hold together, for all n_tests attacks compared, with probability >= confidence.
-    Both DP inequalities then hold at those bounds, so the larger term is reported and
-    `direction` names it ("low-fpr": ln((1-delta-FNR)/FPR), "low-fnr": the mirror).
+    FPR and FNR each get a one-sided Clopper-Pearson bound at level alpha / (2 n_tests):
+    both hold together, for all n_tests bounds compared, with probability >= confidence.
+    For "clopper-pearson" both DP inequalities hold at those rates, so the larger term is
+    reported and `details["direction"]` names it ("low-fpr": ln((1-delta-FNR)/FPR), "low-fnr":
+    the mirror); for "gdp" they bound mu, reported in `details["mu"]`.
     """
     members = _finite(member_scores, "member")
     non_members = _finite(non_member_scores, "non-member")
@@ -77,6 +122,10 @@ def epsilon_lower_bound(
         raise ValueError("confidence must lie strictly between 0 and 1")
     if n_tests < 1:
         raise ValueError("n_tests must be at least 1")
+    if method not in METHODS:
+        raise ValueError(f"unknown bound method {method!r}; known: {list(METHODS)}")
+    if method == "gdp" and delta == 0:
+        raise ValueError("the Gaussian-DP route needs delta > 0 (mu-GDP is never pure DP)")
     rate_confidence = 1 - (1 - confidence) / (2 * n_tests)
 
     rng = np.random.default_rng(seed)
@@ -86,31 +135,123 @@ def epsilon_lower_bound(
         select_members,
         select_non_members,
         eval_sizes=(eval_members.size, eval_non_members.size),
-        delta=delta,
         rate_confidence=rate_confidence,
+        objective=_cp_objective(delta) if method == "clopper-pearson" else _gdp_objective,
     )
 
     false_positives = int(np.count_nonzero(eval_non_members >= threshold))
     false_negatives = int(np.count_nonzero(eval_members < threshold))
     fpr_upper = clopper_pearson_upper(false_positives, eval_non_members.size, rate_confidence)
     fnr_upper = clopper_pearson_upper(false_negatives, eval_members.size, rate_confidence)
-    low_fpr, low_fnr = _bound_terms(fpr_upper, fnr_upper, delta)
+    details: dict[str, float | int | str | None] = {
+        "threshold": float(threshold),
+        "false_positives": false_positives,
+        "false_negatives": false_negatives,
+        "fpr_upper": fpr_upper,
+        "fnr_upper": fnr_upper,
+    }
+    threat_model = THREAT_MODEL
+    if method == "clopper-pearson":
+        low_fpr, low_fnr = _bound_terms(fpr_upper, fnr_upper, delta)
+        value = max(0.0, low_fpr, low_fnr)
+        details["direction"] = "low-fpr" if low_fpr >= low_fnr else "low-fnr"
+    else:
+        mu = gdp_mu(fpr_upper, fnr_upper)
+        value = epsilon_from_mu(mu, delta)
+        details["mu"] = mu
+        threat_model += GDP_ASSUMPTION
     return EpsilonBound(
-        value=max(0.0, low_fpr, low_fnr),
+        method=method,
+        source=source,
+        value=value,
         confidence=confidence,
         delta=delta,
-        method=METHOD,
-        threshold=float(threshold),
-        direction="low-fpr" if low_fpr >= low_fnr else "low-fnr",
+        n_tests=n_tests,
         n_eval_members=int(eval_members.size),
         n_eval_non_members=int(eval_non_members.size),
-        false_positives=false_positives,
-        false_negatives=false_negatives,
-        fpr_upper=fpr_upper,
-        fnr_upper=fnr_upper,
-        n_tests=n_tests,
-        threat_model=THREAT_MODEL,
+        threat_model=threat_model,
+        description=DESCRIPTIONS[method],
+        details=details,
     )
+
+
+def methods_for(delta: float) -> tuple[str, ...]:
+    """The statistics that apply at this delta: the Gaussian-DP route needs delta > 0."""
+    return METHODS if delta > 0 else ("clopper-pearson",)
+
+
+def attack_bounds(
+    member_scores: np.ndarray,
+    non_member_scores: np.ndarray,
+    *,
+    source: str,
+    delta: float,
+    confidence: float = 0.95,
+    n_tests: int,
+    seed: int = 0,
+) -> list[EpsilonBound]:
+    """Every applicable bound from one attack's scores, each corrected for `n_tests`."""
+    return [
+        epsilon_lower_bound(
+            member_scores,
+            non_member_scores,
+            delta=delta,
+            confidence=confidence,
+            n_tests=n_tests,
+            seed=seed,
+            method=method,
+            source=source,
+        )
+        for method in methods_for(delta)
+    ]
+
+
+def family_bounds(
+    scores: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    seed: int = 0,
+    extra_tests: int = 0,
+) -> list[EpsilonBound]:
+    """Every bound from every attack's (member, non-member) scores, as one Bonferroni family.
+
+    `extra_tests` reserves room for bounds appended later (a canary one-run bound): the
+    family's size is attacks x statistics + extra_tests, and each bound is corrected for it.
+    """
+    n_tests = len(scores) * len(methods_for(delta)) + extra_tests
+    return [
+        bound
+        for source, (members, non_members) in scores.items()
+        for bound in attack_bounds(
+            members,
+            non_members,
+            source=source,
+            delta=delta,
+            confidence=confidence,
+            n_tests=n_tests,
+            seed=seed,
+        )
+    ]
+
+
+Objective = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _cp_objective(delta: float) -> Objective:
+    def objective(fpr_hi: np.ndarray, fnr_hi: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.fmax(
+                np.where(1 - delta - fnr_hi > 0, np.log((1 - delta - fnr_hi) / fpr_hi), -np.inf),
+                np.where(1 - delta - fpr_hi > 0, np.log((1 - delta - fpr_hi) / fnr_hi), -np.inf),
+            )
+
+    return objective
+
+
+def _gdp_objective(fpr_hi: np.ndarray, fnr_hi: np.ndarray) -> np.ndarray:
+    """mu's bound; epsilon grows with mu, so the best mu is the best epsilon."""
+    return norm.isf(fpr_hi) - norm.ppf(fnr_hi)
 
 
 def _select_threshold(
@@ -118,8 +259,8 @@ def _select_threshold(
     non_members: np.ndarray,
     *,
     eval_sizes: tuple[int, int],
-    delta: float,
     rate_confidence: float,
+    objective: Objective,
 ) -> float:
     """The score threshold whose selection-half rates promise the largest final bound.
 
@@ -134,12 +275,7 @@ def _select_threshold(
     n_eval_members, n_eval_non_members = eval_sizes
     fpr_hi = _cp_upper(fp_rate * n_eval_non_members, n_eval_non_members, rate_confidence)
     fnr_hi = _cp_upper(fn_rate * n_eval_members, n_eval_members, rate_confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        candidates = np.fmax(
-            np.where(1 - delta - fnr_hi > 0, np.log((1 - delta - fnr_hi) / fpr_hi), -np.inf),
-            np.where(1 - delta - fpr_hi > 0, np.log((1 - delta - fpr_hi) / fnr_hi), -np.inf),
-        )
-    return float(thresholds[int(np.argmax(candidates))])
+    return float(thresholds[int(np.argmax(objective(fpr_hi, fnr_hi)))])
 
 
 def _cp_upper(k: np.ndarray, n: int, confidence: float) -> np.ndarray:
@@ -169,3 +305,44 @@ def _check_counts(k: int, n: int, confidence: float) -> None:
         raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
     if not 0 < confidence < 1:
         raise ValueError("confidence must lie strictly between 0 and 1")
+
+
+def canary_bound(
+    scores: np.ndarray,
+    inserted: np.ndarray,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    n_tests: int = 1,
+    source: str = "canaries",
+) -> EpsilonBound:
+    """The one-run bound (Steinke, Nasr & Jagielski, 2023) as one member of a bound family.
+
+    It gets its share, 1 - (1 - confidence) / n_tests, of the family's confidence; the guess
+    sets it tries are corrected for inside that share, so it counts as one test here.
+    """
+    from attacks.privacy.one_run import one_run_epsilon_lower_bound
+
+    truth = np.asarray(inserted, dtype=bool).ravel()
+    share = 1 - (1 - confidence) / n_tests
+    raw = one_run_epsilon_lower_bound(scores, truth, delta=delta, confidence=share)
+    return EpsilonBound(
+        method="one-run",
+        source=source,
+        value=raw.value,
+        confidence=confidence,
+        delta=delta,
+        n_tests=n_tests,
+        n_eval_members=int(truth.sum()),
+        n_eval_non_members=int((~truth).sum()),
+        threat_model=raw.threat_model,
+        description=raw.method,
+        details={
+            "k_pos": raw.k_pos,
+            "k_neg": raw.k_neg,
+            "n_guesses": raw.n_guesses,
+            "n_correct": raw.n_correct,
+            "n_canaries": raw.n_canaries,
+            "guess_sets_tried": raw.n_tests,
+        },
+    )

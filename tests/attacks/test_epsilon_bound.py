@@ -106,7 +106,7 @@ def test_perfect_separation_bound_matches_closed_form_and_grows_with_n():
     values = []
     for n in (50, 500, 5000):
         bound = epsilon_lower_bound(np.ones(n), np.zeros(n), delta=delta, seed=0)
-        assert bound.false_positives == 0 and bound.false_negatives == 0
+        assert bound.details["false_positives"] == bound.details["false_negatives"] == 0
         # One-sided CP upper bound for 0 errors in m trials at level a: 1 - a^(1/m).
         a = 0.05 / 2
         fpr_hi = 1 - a ** (1 / bound.n_eval_non_members)
@@ -144,24 +144,29 @@ def test_bound_record_is_self_consistent():
     members, non_members = _overlapping(8, n=1001)
     bound = epsilon_lower_bound(members, non_members, delta=1e-5, n_tests=3, seed=1)
     level = 1 - 0.05 / (2 * 3)
+    details = bound.details
     assert bound.n_eval_members + 1001 // 2 == 1001
     assert bound.n_eval_non_members + 1001 // 2 == 1001
-    assert bound.fpr_upper == pytest.approx(
-        beta(bound.false_positives + 1, bound.n_eval_non_members - bound.false_positives).ppf(level)
+    assert details["fpr_upper"] == pytest.approx(
+        beta(
+            details["false_positives"] + 1, bound.n_eval_non_members - details["false_positives"]
+        ).ppf(level)
     )
-    assert bound.fnr_upper == pytest.approx(
-        beta(bound.false_negatives + 1, bound.n_eval_members - bound.false_negatives).ppf(level)
+    assert details["fnr_upper"] == pytest.approx(
+        beta(details["false_negatives"] + 1, bound.n_eval_members - details["false_negatives"]).ppf(
+            level
+        )
     )
     terms = {
-        "low-fpr": math.log((1 - 1e-5 - bound.fnr_upper) / bound.fpr_upper),
-        "low-fnr": math.log((1 - 1e-5 - bound.fpr_upper) / bound.fnr_upper),
+        "low-fpr": math.log((1 - 1e-5 - details["fnr_upper"]) / details["fpr_upper"]),
+        "low-fnr": math.log((1 - 1e-5 - details["fpr_upper"]) / details["fnr_upper"]),
     }
     assert bound.value == pytest.approx(max(terms.values()))
-    assert bound.direction == max(terms, key=terms.get)
+    assert details["direction"] == max(terms, key=terms.get)
     # Re-count the errors at the reported threshold over all records: evaluation-half counts
     # must be part of them.
-    assert bound.false_positives <= np.count_nonzero(non_members >= bound.threshold)
-    assert bound.false_negatives <= np.count_nonzero(members < bound.threshold)
+    assert details["false_positives"] <= np.count_nonzero(non_members >= details["threshold"])
+    assert details["false_negatives"] <= np.count_nonzero(members < details["threshold"])
     assert (bound.confidence, bound.delta, bound.n_tests) == (0.95, 1e-5, 3)
     assert "fair coin" in bound.threat_model
 

@@ -7,7 +7,7 @@ import pydantic
 import pytest
 
 from attacks.metrics import evaluate_attack
-from attacks.privacy import decide, epsilon_lower_bound
+from attacks.privacy import attack_bounds, decide, epsilon_lower_bound
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
     DPClaim,
@@ -24,17 +24,20 @@ def _report() -> LeakageReport:
         "loss": (rng.normal(1, 1, 400), rng.normal(0, 1, 400)),
         "confidence": (rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)),
     }
-    bounds = {
-        name: epsilon_lower_bound(m, n, delta=1e-5, n_tests=len(scores))
+    bounds = [
+        bound
         for name, (m, n) in scores.items()
-    }
+        for bound in attack_bounds(m, n, source=name, delta=1e-5, n_tests=2 * len(scores))
+    ]
+    claim = DPClaim(epsilon=8.0)
     best = best_epsilon_bound(bounds)
     return LeakageReport(
         target=TargetInfo(task="text-classification", model_type="bert", num_labels=2),
         attacks=[evaluate_attack(name, m, n, n_bootstrap=50) for name, (m, n) in scores.items()],
         epsilon_lower_bound=best,
-        per_attack_epsilon=bounds,
-        verdict=decide(best, DPClaim(epsilon=8.0)),
+        epsilon_bounds=bounds,
+        verdict=decide(claim, bounds),
+        dp_claim=claim,
         utility=Utility(
             non_member_accuracy=0.8, member_accuracy=0.9, n_non_members=400, n_members=400
         ),
@@ -47,7 +50,7 @@ def _report() -> LeakageReport:
 
 def test_report_round_trips_through_json():
     report = _report()
-    assert report.schema_version == REPORT_SCHEMA_VERSION == 1
+    assert report.schema_version == REPORT_SCHEMA_VERSION == 2
     assert LeakageReport.model_validate_json(report.model_dump_json()) == report
 
 
@@ -69,13 +72,18 @@ def test_claim_validation():
 
 def test_best_epsilon_bound_takes_the_largest_corrected_bound():
     report = _report()
-    bounds = report.per_attack_epsilon
-    assert report.epsilon_lower_bound.value == max(b.value for b in bounds.values())
-    assert best_epsilon_bound({}) is None
-    rng = np.random.default_rng(1)
-    uncorrected = {
-        "a": epsilon_lower_bound(rng.normal(size=50), rng.normal(size=50), delta=1e-5),
-        "b": epsilon_lower_bound(rng.normal(size=50), rng.normal(size=50), delta=1e-5),
+    bounds = report.epsilon_bounds
+    assert {(b.source, b.method) for b in bounds} == {
+        (source, method)
+        for source in ("loss", "confidence")
+        for method in ("clopper-pearson", "gdp")
     }
+    assert report.epsilon_lower_bound.value == max(b.value for b in bounds)
+    assert best_epsilon_bound([]) is None
+    rng = np.random.default_rng(1)
+    uncorrected = [
+        epsilon_lower_bound(rng.normal(size=50), rng.normal(size=50), delta=1e-5),
+        epsilon_lower_bound(rng.normal(size=50), rng.normal(size=50), delta=1e-5),
+    ]
     with pytest.raises(ValueError, match="n_tests=2"):
         best_epsilon_bound(uncorrected)

@@ -4,10 +4,18 @@ import time
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
 from attacks import metrics
-from attacks.metrics import auc, downsample_roc, evaluate_attack, roc_curve, tpr_at_fpr
+from attacks.metrics import (
+    auc,
+    downsample_roc,
+    evaluate_attack,
+    roc_curve,
+    tpr_at_fpr,
+    utility,
+)
 
 
 def _scores(seed: int, n_members: int, n_non_members: int, shift: float = 0.5):
@@ -170,3 +178,23 @@ def test_evaluate_attack_rejects_bad_scores():
         evaluate_attack("x", np.array([1.0, np.nan]), np.array([0.0]))
     with pytest.raises(ValueError, match="at least one"):
         evaluate_attack("x", np.array([]), np.array([0.0]))
+
+
+def test_utility_accuracy_with_its_exact_interval():
+    correct = np.array([True] * 90 + [False] * 10 + [True] * 60 + [False] * 40)
+    on_non_members = utility(correct, 100)
+    assert (on_non_members.member_accuracy, on_non_members.non_member_accuracy) == (0.9, 0.6)
+    assert on_non_members.evaluated_on == "non-members" and on_non_members.n_evaluated == 100
+    expected = binomtest(60, 100).proportion_ci(confidence_level=0.95, method="exact")
+    assert on_non_members.accuracy == 0.6
+    assert on_non_members.accuracy_ci.low == pytest.approx(expected.low)
+    assert on_non_members.accuracy_ci.high == pytest.approx(expected.high)
+    evaluation = np.array([True] * 7 + [False] * 3)
+    on_evaluation = utility(correct, 100, evaluation_correct=evaluation, confidence=0.9)
+    assert (on_evaluation.evaluated_on, on_evaluation.n_evaluated) == ("evaluation", 10)
+    assert on_evaluation.accuracy == 0.7 and on_evaluation.accuracy_ci.confidence == 0.9
+    # Ten records pin accuracy down far less than a hundred do.
+    width = on_evaluation.accuracy_ci.high - on_evaluation.accuracy_ci.low
+    assert width > on_non_members.accuracy_ci.high - on_non_members.accuracy_ci.low
+    with pytest.raises(ValueError, match="empty"):
+        utility(correct, 100, evaluation_correct=np.array([], dtype=bool))

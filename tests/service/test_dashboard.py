@@ -38,26 +38,27 @@ def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, *
     """A real report from the attacks library: members' scores shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
     from attacks.metrics import evaluate_attack
-    from attacks.privacy.empirical import epsilon_lower_bound
+    from attacks.privacy.empirical import attack_bounds
     from attacks.privacy.verdict import decide
     from attacks.report import DPClaim, LeakageReport, TargetInfo, Utility, best_epsilon_bound
 
     rng = np.random.default_rng(7)
     claim = DPClaim(epsilon=claim_epsilon, delta=1e-5)
-    results, bounds = [], {}
+    results, bounds = [], []
     for name, shift in shifts.items():
         members, non_members = rng.normal(shift, 1, n), rng.normal(0, 1, n)
         results.append(evaluate_attack(name, members, non_members, n_bootstrap=200))
-        bounds[name] = epsilon_lower_bound(
-            members, non_members, delta=claim.delta, n_tests=len(shifts)
+        bounds += attack_bounds(
+            members, non_members, source=name, delta=claim.delta, n_tests=2 * len(shifts)
         )
     best = best_epsilon_bound(bounds)
     return LeakageReport(
         target=TargetInfo(task="text-classification", model_type="bert", num_labels=4),
         attacks=results,
         epsilon_lower_bound=best,
-        per_attack_epsilon=bounds,
-        verdict=decide(best, claim),
+        epsilon_bounds=bounds,
+        verdict=decide(claim, bounds),
+        dp_claim=claim,
         utility=Utility(
             member_accuracy=1.0, non_member_accuracy=0.75, n_members=n, n_non_members=n
         ),

@@ -176,9 +176,9 @@ def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
     assert svg is not None
     root = ET.fromstring(svg.group(0))
     bars = root.findall(f"{SVG_NS}rect")
-    assert len(bars) == len(report.per_attack_epsilon)
+    assert len(bars) == len(report.epsilon_bounds)
     over = [b for b in bars if "over-claim" in b.get("class", "")]
-    assert len(over) == sum(b.value > 0.5 for b in report.per_attack_epsilon.values()) >= 1
+    assert len(over) == sum(b.value > 0.5 for b in report.epsilon_bounds) >= 1
     assert root.find(f"{SVG_NS}line[@class='claimed']") is not None
     # No canaries in this report, so no canary table.
     assert "<h2>Canaries</h2>" not in html
@@ -281,7 +281,7 @@ def test_plain_verdict_for_each_status():
         }
     )
     assert plain_verdict(no_claim).startswith("No privacy claim was given")
-    unbounded = consistent.model_copy(update={"per_attack_epsilon": {}})
+    unbounded = consistent.model_copy(update={"epsilon_bounds": []})
     assert plain_verdict(unbounded).startswith("No attack produced a lower bound")
 
 

@@ -22,24 +22,26 @@ def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim:
     """A real report: loss and confidence attacks, members' scores shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
     from attacks.metrics import evaluate_attack
-    from attacks.privacy.empirical import epsilon_lower_bound
+    from attacks.privacy.empirical import family_bounds
     from attacks.privacy.verdict import decide
     from attacks.report import DPClaim, LeakageReport, TargetInfo, best_epsilon_bound
 
     rng = np.random.default_rng(3)
     dp_claim = DPClaim(epsilon=claim, delta=1e-5)
-    results, bounds = [], {}
+    results, scores = [], {}
     for name, scale in (("loss", 1.0), ("confidence", 0.5)):
         members, non_members = rng.normal(shift * scale, 1, n), rng.normal(0, 1, n_non or n)
         results.append(evaluate_attack(name, members, non_members, n_bootstrap=200))
-        bounds[name] = epsilon_lower_bound(members, non_members, delta=1e-5, n_tests=2)
+        scores[name] = (members, non_members)
+    bounds = family_bounds(scores, delta=dp_claim.delta)
     best = best_epsilon_bound(bounds)
     return LeakageReport(
         target=TargetInfo(task="text-classification"),
         attacks=results,
         epsilon_lower_bound=best,
-        per_attack_epsilon=bounds,
-        verdict=decide(best, dp_claim),
+        epsilon_bounds=bounds,
+        verdict=decide(dp_claim, bounds),
+        dp_claim=dp_claim,
         utility=None,
         device="cpu",
         timings={},

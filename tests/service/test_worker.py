@@ -192,9 +192,11 @@ def prediction_records(n: int, *, member: bool, seed: int) -> list[dict]:
 def test_predictions_target_with_records_at_risk(client):
     auth = {"Authorization": f"Bearer {new_key()}"}
     ids = {}
+    evaluation = prediction_records(200, member=False, seed=3)
     for field, rows in (
         ("members", prediction_records(300, member=True, seed=1)),
         ("non_members", prediction_records(300, member=False, seed=2)),
+        ("evaluation", evaluation),
     ):
         response = upload(client, auth, jsonl(rows), "dataset", f"{field}.jsonl")
         assert response.status_code == 201, response.text
@@ -211,6 +213,13 @@ def test_predictions_target_with_records_at_risk(client):
     assert [r["rank"] for r in at_risk] == [1, 2, 3, 4, 5]
     assert all(r["record_id"].startswith("m") for r in at_risk)
     assert [r["score"] for r in at_risk] == sorted((r["score"] for r in at_risk), reverse=True)
+    # Utility is measured on the evaluation set, with its exact interval.
+    utility = report["utility"]
+    hits = sum(int(np.argmax(r["probs"])) == int(r["label"]) for r in evaluation)
+    assert utility["evaluated_on"] == "evaluation" and utility["n_evaluated"] == 200
+    assert utility["accuracy"] == pytest.approx(hits / 200)
+    ci = utility["accuracy_ci"]
+    assert ci["low"] < utility["accuracy"] < ci["high"] and ci["confidence"] == 0.95
     csv_text = client.get(f"/v1/audits/{audit_id}/records.csv", headers=auth).text
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("rank,record_id,sha256,score")
@@ -259,7 +268,9 @@ def test_reference_attacks_with_models_trained_by_the_worker(client, models, tmp
     by_name = {a["name"]: a for a in report["attacks"]}
     assert by_name["lira"]["n_reference_models"] == 2
     assert by_name["loss"]["n_reference_models"] == 0
-    assert report["epsilon_lower_bound"]["n_tests"] == 5
+    # 5 attacks x 2 statistics (Clopper-Pearson and Gaussian DP): one Bonferroni family.
+    assert report["epsilon_lower_bound"]["n_tests"] == 10
+    assert len(report["epsilon_bounds"]) == 10
     assert "references" in report["timings"]
 
 
