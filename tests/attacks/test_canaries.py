@@ -208,17 +208,17 @@ def test_decoding_recovers_inserted_canaries_from_a_language_model(language_mode
 
 
 def test_audit_canaries_give_a_one_run_bound_only_when_trained_on(tmp_path):
-    """400 audit canaries (intent texts with random labels, each inserted once or held out):
+    """300 audit canaries (intent texts with random labels, each inserted once or held out):
     a model trained with the inserted ones gives a clearly positive one-run bound; the same
     recipe trained without any canary gives about none."""
-    pool = make_intent_records(600, seed=2, id_prefix="p")
-    base, texts = pool[:200], [r["text"] for r in pool[200:]]
-    canaries = generate_canaries(None, texts=texts, count=400, seed=1, labels=INTENTS)
+    pool = make_intent_records(450, seed=2, id_prefix="p")
+    base, texts = pool[:150], [r["text"] for r in pool[150:]]
+    canaries = generate_canaries(None, texts=texts, count=300, seed=1, labels=INTENTS)
     label_ids = [INTENTS.index(c.label) for c in canaries]
     bounds = {}
     for name, records in (("planted", base + training_records(canaries)), ("clean", base)):
         folder = tmp_path / name
-        train_intent_classifier(folder, records, epochs=20, vocab_texts=[r["text"] for r in pool])
+        train_intent_classifier(folder, records, epochs=15, vocab_texts=[r["text"] for r in pool])
         model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
         section = measure_canaries(
             model,
@@ -232,6 +232,14 @@ def test_audit_canaries_give_a_one_run_bound_only_when_trained_on(tmp_path):
         )
         bounds[name] = section.summary.one_run_bound
     planted, clean = bounds["planted"], bounds["clean"]
-    assert planted.n_canaries == 400 and planted.confidence == 0.95
+    assert planted.n_canaries == 300 and planted.confidence == 0.95
+    print(
+        "one-run bounds: planted",
+        planted.value,
+        planted.n_correct,
+        planted.n_guesses,
+        "clean",
+        clean.value,
+    )
     assert planted.value > 1.0 and planted.n_correct >= 0.9 * planted.n_guesses, planted
     assert clean.value < 0.5, clean
