@@ -233,13 +233,5 @@ def test_audit_canaries_give_a_one_run_bound_only_when_trained_on(tmp_path):
         bounds[name] = section.summary.one_run_bound
     planted, clean = bounds["planted"], bounds["clean"]
     assert planted.n_canaries == 300 and planted.confidence == 0.95
-    print(
-        "one-run bounds: planted",
-        planted.value,
-        planted.n_correct,
-        planted.n_guesses,
-        "clean",
-        clean.value,
-    )
     assert planted.value > 1.0 and planted.n_correct >= 0.9 * planted.n_guesses, planted
     assert clean.value < 0.5, clean
