@@ -6,6 +6,7 @@ and are written through `lifecycle.succeed` as a worker would, on SQLite and Pos
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -210,6 +211,14 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     assert "http://" not in html.text and "https://" not in html.text
     assert "<script" not in html.text and "<link" not in html.text
     assert 'id="gate">FAIL<' in html.text
+    # The dashboard's epsilon chart: one bar per lower bound, the claim as a dashed line.
+    svg = re.search(r'<svg[^>]*class="epsilon-chart".*?</svg>', html.text, re.DOTALL)
+    assert svg is not None
+    chart = ET.fromstring(svg.group(0))
+    assert len(chart.findall("rect")) == len(body["epsilon_bounds"]) >= 2
+    assert chart.find("line[@class='claimed']") is not None
+    labels = {r.findtext("title").split(":")[0] for r in chart.findall("rect")}
+    assert labels == {f"{b['source']} ({b['method']})" for b in body["epsilon_bounds"]}
 
 
 def test_tpr_at_low_fpr_says_when_the_sample_cannot_resolve_it():
