@@ -174,6 +174,28 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
     assert (fine_read["verdict"], fine_read["gate"]) == ("consistent", "pass")
 
 
+def test_audits_list_filters_by_gate(client, auth, uploaded):
+    leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
+    queued = submit(client, auth, uploaded, "a")
+    finish(leaky, build_report(shift=3.0, claim=0.1))
+    finish(fine, build_report(shift=3.0, claim=50.0))
+
+    def listed(**params) -> tuple[set[str], int]:
+        page = client.get("/v1/audits", params=params, headers=auth)
+        assert page.status_code == 200, page.text
+        return {a["id"] for a in page.json()["items"]}, page.json()["total"]
+
+    assert listed() == ({leaky, fine, queued}, 3)
+    assert listed(gate="fail") == ({leaky}, 1)
+    assert listed(gate="pass") == ({fine}, 1)
+    assert listed(gate="pass", model_name="a") == (set(), 0)
+    # Another tenant's audits never show, whatever the filter.
+    other = {"Authorization": f"Bearer {new_key()}"}
+    assert client.get("/v1/audits?gate=fail", headers=other).json()["total"] == 0
+    bad = client.get("/v1/audits?gate=maybe", headers=auth)
+    assert bad.status_code == 422 and "gate" in bad.text
+
+
 def test_report_formats_show_the_gate(client, auth, uploaded):
     client.put(
         "/v1/policies/default", json={"max_auc": 0.55, "max_epsilon_lower_bound": 0.1}, headers=auth
