@@ -130,6 +130,8 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
         delta=delta,
         confidence=spec.options.confidence,
         seed=spec.options.seed,
+        # The Gaussian-DP statistic is sound only against a claim of DP-SGD training.
+        gaussian=spec.dp_claim is not None and spec.dp_claim.dp_sgd is not None,
     )
     return results, scores, bounds
 

@@ -182,6 +182,7 @@ def default_attacks(spec: AuditSpec) -> list[str]:
 
 
 AuditState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+GateResult = Literal["pass", "fail"]
 
 
 class ModelRef(BaseModel):
@@ -204,7 +205,7 @@ class AuditRead(BaseModel):
     )
     auc: float | None
     epsilon_lower_bound: float | None
-    gate: Literal["pass", "fail"] | None = Field(
+    gate: GateResult | None = Field(
         description="release gate by the audit's policy; None until the audit succeeds"
     )
     gate_reasons: list[GateReason] = Field(description="one outcome per rule of the policy")

@@ -227,6 +227,7 @@ def get_all(
     model_name: str | None = None,
     state: str | None = None,
     verdict: str | None = None,
+    gate: str | None = None,
     sort: str = "newest",
     limit: int = 50,
     offset: int = 0,
@@ -239,6 +240,8 @@ def get_all(
         query = query.where(Audit.state == state)
     if verdict:
         query = query.where(Audit.verdict == verdict)
+    if gate:
+        query = query.where(Audit.gate == gate)
     total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = db_session.scalars(query.order_by(*SORTS[sort], Audit.id).limit(limit).offset(offset))
     return list(items), total

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from app.api.deps import CurrentTenant, SessionDep
 from app.audits import service
 from app.audits.models import Audit
-from app.audits.schemas import AuditPage, AuditRead, AuditSpec, AuditState
+from app.audits.schemas import AuditPage, AuditRead, AuditSpec, AuditState, GateResult
 from app.reporting.html import render_html
 from app.reporting.junit import render_junit
 from app.reporting.markdown import render_markdown
@@ -46,6 +46,7 @@ def list_audits(
     model_name: str | None = None,
     state: AuditState | None = None,
     verdict: Annotated[str | None, Query(pattern="^(consistent|violation|no-claim)$")] = None,
+    gate: GateResult | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AuditPage:
@@ -55,6 +56,7 @@ def list_audits(
         model_name=model_name,
         state=state,
         verdict=verdict,
+        gate=gate,
         limit=limit,
         offset=offset,
     )

@@ -80,12 +80,12 @@ def build_report_view(report: LeakageReport) -> ReportView:
             (f"{b.source} ({b.method})", b)
             for b in sorted(report.epsilon_bounds, key=lambda b: -b.value)
         ],
-        chart=_chart(report.attacks),
+        chart=roc_chart(report.attacks),
         timings_total=sum(report.timings.values()),
         show_reference_models=any(a.n_reference_models for a in report.attacks),
         records_shown=report.records_at_risk[:RECORDS_SHOWN],
         headline=plain_verdict(report),
-        epsilon_chart=_epsilon_chart(report),
+        epsilon_chart=epsilon_chart(report),
         canaries=canary_view(report),
     )
 
@@ -107,7 +107,9 @@ def epsilon_bounds(report: LeakageReport) -> list[BoundBar]:
     return sorted(bars, key=lambda bar: -bar.value)
 
 
-def _epsilon_chart(report: LeakageReport) -> Markup | None:
+def epsilon_chart(report: LeakageReport) -> Markup | None:
+    """Claimed epsilon against every lower bound (the dashboard and the HTML report), or None
+    when no attack gave a bound."""
     bars = epsilon_bounds(report)
     if not bars:
         return None
@@ -174,8 +176,9 @@ def canary_view(report: LeakageReport) -> CanaryView | None:
     return CanaryView(summary=_as_dict(canaries.get("summary")), rows=[r for r in rows if r])
 
 
-def _chart(attacks: list[AttackMetrics]) -> Markup | None:
-    """The ROC chart, or None when there is nothing a log axis can show."""
+def roc_chart(attacks: list[AttackMetrics]) -> Markup | None:
+    """The ROC chart (the dashboard and the HTML report), or None when there is nothing a
+    log axis can show."""
     if not attacks:
         return None
     n_members = max(a.n_members for a in attacks)

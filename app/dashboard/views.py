@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
 import jinja2
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import SessionDep
 from app.audits import service
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
-from app.audits.schemas import AuditRead
+from app.audits.schemas import AuditRead, GateResult
 from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
 from app.dashboard.summary import KeyNumbers, key_numbers
@@ -42,6 +42,7 @@ COOKIE_PATH = "/dashboard"
 HOME = "/dashboard"
 LOGIN = "/dashboard/login"
 VERDICTS = ("violation", "consistent", "no-claim")
+GATES = get_args(GateResult)
 ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 REFRESH_S = 2
 PAGE_SIZE = 25
@@ -244,6 +245,7 @@ def audit_list(
     model_name: str = "",
     state: str = "",
     verdict: str = "",
+    gate: str = "",
     sort: str = "newest",
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -254,6 +256,7 @@ def audit_list(
         "model_name": model_name.strip(),
         "state": state if state in STATES else "",
         "verdict": verdict if verdict in VERDICTS else "",
+        "gate": gate if gate in GATES else "",
         "sort": sort if sort in service.SORTS else "newest",
     }
     audits, total = service.get_all(
@@ -262,6 +265,7 @@ def audit_list(
         model_name=filters["model_name"] or None,
         state=filters["state"] or None,
         verdict=filters["verdict"] or None,
+        gate=filters["gate"] or None,
         sort=filters["sort"],
         limit=limit,
         offset=offset,
@@ -274,6 +278,7 @@ def audit_list(
         "filtered": any(v for k, v in filters.items() if k != "sort"),
         "states": STATES,
         "verdicts": VERDICTS,
+        "gates": GATES,
         "sorts": SORT_LABELS,
         "model_names": _model_names(db_session, tenant),
         "first": offset + 1 if rows else 0,

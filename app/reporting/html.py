@@ -1,4 +1,5 @@
-"""The audit as one standalone HTML file: styles and the ROC chart inline, nothing fetched."""
+"""The audit as one standalone HTML file: styles and the dashboard's charts inline, nothing
+fetched."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from markupsafe import Markup
 
 from app.audits.schemas import AuditRead
 from app.dashboard.formatting import FILTERS
-from app.dashboard.roc_svg import Curve, roc_svg
+from app.dashboard.report_view import epsilon_chart, roc_chart
 from app.reporting import common
 from attacks.report import LeakageReport
 
@@ -36,18 +37,11 @@ def _environment() -> Environment:
     return env
 
 
-def _chart(report: LeakageReport) -> Markup | None:
-    n_members = max(a.n_members for a in report.attacks)
-    n_non_members = max(a.n_non_members for a in report.attacks)
-    if n_members < 2 or n_non_members < 2:
+def _inline(chart: Markup | None) -> Markup | None:
+    """Inline SVG in HTML needs no namespace; dropping it keeps the file free of any URL."""
+    if chart is None:
         return None
-    curves = [
-        Curve(label=f"{a.name} (AUC {a.auc:.3f})", fpr=a.roc.fpr, tpr=a.roc.tpr)
-        for a in report.attacks
-    ]
-    svg = roc_svg(curves, n_members=n_members, n_non_members=n_non_members)
-    # Inline SVG in HTML needs no namespace; dropping it keeps the file free of any URL.
-    return Markup(svg.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1))
+    return Markup(chart.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1))
 
 
 def render_html(audit: AuditRead, report: LeakageReport) -> str:
@@ -62,7 +56,8 @@ def render_html(audit: AuditRead, report: LeakageReport) -> str:
             columns=common.fpr_columns(report),
             has_unresolved=any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr),
             epsilon_line=common.epsilon_line(report),
-            chart=_chart(report),
+            chart=_inline(roc_chart(report.attacks)),
+            epsilon_chart=_inline(epsilon_chart(report)),
             records=report.records_at_risk[:RECORDS_SHOWN],
         )
     )

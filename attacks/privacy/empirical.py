@@ -8,7 +8,9 @@ costs nothing in confidence. They differ in how the rates become epsilon:
   for every (epsilon, delta)-DP mechanism.
 - "gdp" (Nasr et al., 2023): the rates bound mu of a Gaussian-DP trade-off curve, and mu gives
   epsilon at delta. Much tighter for strong attacks, but it assumes the mechanism is mu-GDP
-  (exactly true of the Gaussian mechanism, approximately of DP-SGD).
+  (exactly true of the Gaussian mechanism, approximately of DP-SGD). It is therefore used only
+  against a claim of DP-SGD training: a generic (epsilon, delta)-DP mechanism such as
+  randomized response may sit far from a Gaussian curve and would be falsely accused.
 """
 
 from __future__ import annotations
@@ -175,9 +177,10 @@ def epsilon_lower_bound(
     )
 
 
-def methods_for(delta: float) -> tuple[str, ...]:
-    """The statistics that apply at this delta: the Gaussian-DP route needs delta > 0."""
-    return METHODS if delta > 0 else ("clopper-pearson",)
+def methods_for(delta: float, *, gaussian: bool) -> tuple[str, ...]:
+    """The statistics that apply: the Gaussian-DP route needs delta > 0 and a claim whose
+    trade-off curve is Gaussian (`gaussian`: the claim is DP-SGD training)."""
+    return METHODS if gaussian and delta > 0 else ("clopper-pearson",)
 
 
 def attack_bounds(
@@ -189,6 +192,7 @@ def attack_bounds(
     confidence: float = 0.95,
     n_tests: int,
     seed: int = 0,
+    gaussian: bool = False,
 ) -> list[EpsilonBound]:
     """Every applicable bound from one attack's scores, each corrected for `n_tests`."""
     return [
@@ -202,7 +206,7 @@ def attack_bounds(
             method=method,
             source=source,
         )
-        for method in methods_for(delta)
+        for method in methods_for(delta, gaussian=gaussian)
     ]
 
 
@@ -213,13 +217,15 @@ def family_bounds(
     confidence: float = 0.95,
     seed: int = 0,
     extra_tests: int = 0,
+    gaussian: bool = False,
 ) -> list[EpsilonBound]:
     """Every bound from every attack's (member, non-member) scores, as one Bonferroni family.
 
+    `gaussian` (the claim is DP-SGD training) adds the Gaussian-DP statistic to each attack.
     `extra_tests` reserves room for bounds appended later (a canary one-run bound): the
     family's size is attacks x statistics + extra_tests, and each bound is corrected for it.
     """
-    n_tests = len(scores) * len(methods_for(delta)) + extra_tests
+    n_tests = len(scores) * len(methods_for(delta, gaussian=gaussian)) + extra_tests
     return [
         bound
         for source, (members, non_members) in scores.items()
@@ -231,6 +237,7 @@ def family_bounds(
             confidence=confidence,
             n_tests=n_tests,
             seed=seed,
+            gaussian=gaussian,
         )
     ]
 

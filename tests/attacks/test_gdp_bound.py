@@ -1,5 +1,7 @@
 """Tests for the Gaussian-DP route (Nasr et al., 2023) from attack scores to epsilon."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -39,8 +41,9 @@ def test_mu_from_rates_by_hand():
 
 
 def test_the_gdp_route_needs_a_positive_delta():
-    assert methods_for(0.0) == ("clopper-pearson",)
-    assert methods_for(DELTA) == ("clopper-pearson", "gdp")
+    assert methods_for(0.0, gaussian=True) == ("clopper-pearson",)
+    assert methods_for(DELTA, gaussian=True) == ("clopper-pearson", "gdp")
+    assert methods_for(DELTA, gaussian=False) == ("clopper-pearson",)
     with pytest.raises(ValueError, match="delta > 0"):
         epsilon_lower_bound(np.ones(10), np.zeros(10), delta=0.0, method="gdp")
     with pytest.raises(ValueError, match="unknown bound method"):
@@ -68,7 +71,9 @@ def test_gdp_bound_stays_below_the_true_epsilon_of_a_gaussian_mechanism(mu):
 def test_gdp_bound_is_tighter_than_clopper_pearson_on_a_strong_attack():
     rng = np.random.default_rng(3)
     members, non_members = rng.normal(4, 1, 1000), rng.normal(0, 1, 1000)
-    cp, gdp = attack_bounds(members, non_members, source="loss", delta=DELTA, n_tests=2)
+    cp, gdp = attack_bounds(
+        members, non_members, source="loss", delta=DELTA, n_tests=2, gaussian=True
+    )
     assert (cp.method, gdp.method) == ("clopper-pearson", "gdp")
     assert gdp.value > 2 * cp.value
     assert gdp.value < epsilon_from_mu(4, DELTA)
@@ -93,12 +98,12 @@ def test_gdp_bound_sees_nothing_without_leakage():
 def test_family_bounds_correct_for_every_bound_and_room_for_more():
     rng = np.random.default_rng(5)
     scores = {name: (rng.normal(1, 1, 300), rng.normal(0, 1, 300)) for name in ("a", "b", "c")}
-    bounds = family_bounds(scores, delta=DELTA, extra_tests=1)
+    bounds = family_bounds(scores, delta=DELTA, extra_tests=1, gaussian=True)
     assert len(bounds) == 6 and {b.n_tests for b in bounds} == {7}
     assert {(b.source, b.method) for b in bounds} == {
         (s, m) for s in scores for m in ("clopper-pearson", "gdp")
     }
-    pure = family_bounds(scores, delta=0.0)
+    pure = family_bounds(scores, delta=0.0, gaussian=True)
     assert len(pure) == 3 and {b.n_tests for b in pure} == {3}
 
 
@@ -123,3 +128,17 @@ def test_gdp_route_is_sound_on_exact_dp_sgd_trade_off_curves(q, sigma, steps):
         )
         worst = max(worst, epsilon_from_mu(gdp_mu(fpr, fnr), DELTA))
     assert 0.5 * true_epsilon < worst < true_epsilon
+
+
+def test_gdp_route_is_kept_for_dp_sgd_claims_because_it_would_accuse_randomized_response():
+    """Randomized response is exactly 1-DP yet far from a Gaussian curve: the Gaussian-DP
+    statistic "proves" a much larger epsilon from it, while Clopper-Pearson stays sound. So
+    without a DP-SGD claim the family holds Clopper-Pearson bounds only."""
+    rng = np.random.default_rng(11)
+    truthful = 1 / (1 + math.exp(-1.0))
+    members = (rng.random(3000) < truthful) + rng.uniform(0, 0.1, 3000)
+    non_members = (rng.random(3000) > truthful) + rng.uniform(0, 0.1, 3000)
+    gdp = epsilon_lower_bound(members, non_members, delta=DELTA, method="gdp")
+    assert gdp.value > 2.0
+    (cp,) = family_bounds({"rr": (members, non_members)}, delta=DELTA)
+    assert cp.method == "clopper-pearson" and cp.value <= 1.0

@@ -7,7 +7,7 @@ import pydantic
 import pytest
 
 from attacks.metrics import evaluate_attack
-from attacks.privacy import attack_bounds, decide, epsilon_lower_bound
+from attacks.privacy import decide, epsilon_lower_bound, family_bounds
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
     DPClaim,
@@ -24,11 +24,7 @@ def _report() -> LeakageReport:
         "loss": (rng.normal(1, 1, 400), rng.normal(0, 1, 400)),
         "confidence": (rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)),
     }
-    bounds = [
-        bound
-        for name, (m, n) in scores.items()
-        for bound in attack_bounds(m, n, source=name, delta=1e-5, n_tests=2 * len(scores))
-    ]
+    bounds = family_bounds(scores, delta=1e-5, gaussian=True)
     claim = DPClaim(epsilon=8.0)
     best = best_epsilon_bound(bounds)
     return LeakageReport(

@@ -103,13 +103,13 @@ def test_a_canary_one_run_bound_joins_the_attack_family():
     family = family_bounds(scores, delta=1e-5, extra_tests=1)
     canary = canary_bound(canary_scores, inserted, delta=1e-5, n_tests=len(family) + 1)
     family.append(canary)
-    # Its share of the family's 95%: the one-run statistic at 1 - 0.05 / 3.
+    # Its share of the family's 95%: the one-run statistic at 1 - 0.05 / 2.
     share = one_run_epsilon_lower_bound(
-        canary_scores, inserted, delta=1e-5, confidence=1 - 0.05 / 3
+        canary_scores, inserted, delta=1e-5, confidence=1 - 0.05 / 2
     )
     assert canary.value == pytest.approx(share.value) and canary.value > 1.0
-    assert (canary.method, canary.source, canary.n_tests) == ("one-run", "canaries", 3)
+    assert (canary.method, canary.source, canary.n_tests) == ("one-run", "canaries", 2)
     assert canary.n_eval_members + canary.n_eval_non_members == 1000
     verdict = decide(DPClaim(epsilon=1.0), family)
     assert verdict.status == "violation" and verdict.deciding_bound == "one-run on canaries"
-    assert verdict.n_bounds == 3
+    assert verdict.n_bounds == 2

@@ -65,6 +65,37 @@ def test_list_sorts_filters_and_keeps_sort_in_pager(client, auth, api_key, uploa
     assert '<option value="auc" selected>' in first.text
 
 
+def test_list_filters_by_gate_and_keeps_it_in_the_pager(client, auth, api_key, uploaded):
+    passed, failed = submit(client, auth, uploaded), submit(client, auth, uploaded)
+    also_failed, queued = submit(client, auth, uploaded), submit(client, auth, uploaded)
+    finish(passed, build_report({"loss": 0.5}, claim_epsilon=50.0))
+    for audit_id in (failed, also_failed):
+        finish(audit_id, build_report({"loss": 3.0}, claim_epsilon=0.5))
+    gates = {
+        i: client.get(f"/v1/audits/{i}", headers=auth).json()["gate"]
+        for i in (passed, failed, also_failed, queued)
+    }
+    assert gates == {passed: "pass", failed: "fail", also_failed: "fail", queued: None}
+    login(client, api_key)
+    ids = [passed, failed, also_failed, queued]
+
+    def shown(**params) -> set[str]:
+        page = client.get("/dashboard", params=params)
+        assert page.status_code == 200
+        return set(row_order(page.text, ids))
+
+    assert shown() == set(ids)
+    assert shown(gate="pass") == {passed}
+    assert shown(gate="fail") == {failed, also_failed}
+    assert shown(gate="fail", state="queued") == set()
+    assert shown(gate="maybe") == set(ids)  # an unknown value is ignored, like other filters
+
+    first = client.get("/dashboard", params={"gate": "fail", "limit": 1})
+    assert '<option value="fail" selected>' in first.text
+    assert "gate=fail" in first.text and "offset=1" in first.text
+    assert "Clear filters" in first.text
+
+
 def test_list_shows_tpr_at_low_fpr_epsilon_vs_claim_and_model_link(client, auth, api_key, uploaded):
     resolved = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
     small = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})

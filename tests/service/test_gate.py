@@ -6,6 +6,7 @@ and are written through `lifecycle.succeed` as a worker would, on SQLite and Pos
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -173,6 +174,28 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
     assert (fine_read["verdict"], fine_read["gate"]) == ("consistent", "pass")
 
 
+def test_audits_list_filters_by_gate(client, auth, uploaded):
+    leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
+    queued = submit(client, auth, uploaded, "a")
+    finish(leaky, build_report(shift=3.0, claim=0.1))
+    finish(fine, build_report(shift=3.0, claim=50.0))
+
+    def listed(**params) -> tuple[set[str], int]:
+        page = client.get("/v1/audits", params=params, headers=auth)
+        assert page.status_code == 200, page.text
+        return {a["id"] for a in page.json()["items"]}, page.json()["total"]
+
+    assert listed() == ({leaky, fine, queued}, 3)
+    assert listed(gate="fail") == ({leaky}, 1)
+    assert listed(gate="pass") == ({fine}, 1)
+    assert listed(gate="pass", model_name="a") == (set(), 0)
+    # Another tenant's audits never show, whatever the filter.
+    other = {"Authorization": f"Bearer {new_key()}"}
+    assert client.get("/v1/audits?gate=fail", headers=other).json()["total"] == 0
+    bad = client.get("/v1/audits?gate=maybe", headers=auth)
+    assert bad.status_code == 422 and "gate" in bad.text
+
+
 def test_report_formats_show_the_gate(client, auth, uploaded):
     client.put(
         "/v1/policies/default", json={"max_auc": 0.55, "max_epsilon_lower_bound": 0.1}, headers=auth
@@ -210,6 +233,14 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     assert "http://" not in html.text and "https://" not in html.text
     assert "<script" not in html.text and "<link" not in html.text
     assert 'id="gate">FAIL<' in html.text
+    # The dashboard's epsilon chart: one bar per lower bound, the claim as a dashed line.
+    svg = re.search(r'<svg[^>]*class="epsilon-chart".*?</svg>', html.text, re.DOTALL)
+    assert svg is not None
+    chart = ET.fromstring(svg.group(0))
+    assert len(chart.findall("rect")) == len(body["epsilon_bounds"]) >= 2
+    assert chart.find("line[@class='claimed']") is not None
+    labels = {r.findtext("title").split(":")[0] for r in chart.findall("rect")}
+    assert labels == {f"{b['source']} ({b['method']})" for b in body["epsilon_bounds"]}
 
 
 def test_tpr_at_low_fpr_says_when_the_sample_cannot_resolve_it():

@@ -203,3 +203,35 @@ def test_a_cancelled_audit_is_notified_too(client, tenant, receiver):
     assert json.loads(body)["audit"]["state"] == "cancelled"
     assert headers[signing.DELIVERY_HEADER] == f"{audit_id}.cancelled"
     assert client.get(f"/v1/audits/{audit_id}", headers=tenant["auth"]).json()["gate"] is None
+
+
+def test_a_failed_audit_is_notified_too(client, tenant, receiver):
+    # Uploaded reference models name records by id; these files use the default ids (line
+    # numbers), so members and non-members share them. Only the worker reads the records, so
+    # the audit is accepted and then fails at run time.
+    audit_id = submit(
+        client,
+        tenant,
+        "failing",
+        callback_url=f"{receiver}/ok",
+        population=tenant["ids"]["non_members"],
+        attacks=["rmia"],
+        references={"uploaded": [{"model": tenant["ids"]["target"], "trained_on": ["1"]}]},
+    )
+    rows = deliveries(client, tenant, audit_id, 1)
+    assert [(r["attempt"], r["event"], r["status_code"]) for r in rows] == [
+        (1, "audit.failed", 200)
+    ]
+    audit = client.get(f"/v1/audits/{audit_id}", headers=tenant["auth"]).json()
+    assert audit["state"] == "failed" and "unique `id`" in audit["error"]
+    assert audit["gate"] is None
+
+    headers, body = next(
+        (h, b) for h, b in Receiver.received["/ok"] if json.loads(b)["audit"]["id"] == audit_id
+    )
+    timestamp, signature = headers[signing.TIMESTAMP_HEADER], headers[signing.SIGNATURE_HEADER]
+    assert signing.verify(tenant["secret"], body, timestamp=timestamp, signature=signature)
+    assert headers[signing.DELIVERY_HEADER] == f"{audit_id}.failed"
+    payload = json.loads(body)
+    assert payload["event"] == "audit.failed"
+    assert (payload["audit"]["state"], payload["audit"]["error"]) == ("failed", audit["error"])
