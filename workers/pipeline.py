@@ -22,11 +22,13 @@ from app.core.timeutil import utcnow
 from attacks.data import Record
 from attacks.metrics import evaluate_attack
 from attacks.mia import get_attack
-from attacks.privacy.empirical import family_bounds
+from attacks.privacy.empirical import canary_bound, family_bounds
 from attacks.privacy.verdict import decide
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
     AttackMetrics,
+    CanaryReport,
+    EpsilonBound,
     LeakageReport,
     RecordAtRisk,
     best_epsilon_bound,
@@ -57,13 +59,14 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
 
     ctx.progress(0.86, "running attacks", force=True)
     with ctx.timed("attacks"):
-        results, scores, bounds = run_attacks(ctx, signal_set)
+        results, scores = run_attacks(ctx, signal_set)
     canaries = canary_section(
         ctx,
         delta=spec.dp_claim.delta if spec.dp_claim else DEFAULT_DELTA,
         start=0.96,
         end=0.98,
     )
+    bounds = verdict_bounds(spec, signal_set.is_member, scores, canaries)
     verdict = decide(spec.dp_claim, bounds)
     best = best_epsilon_bound(bounds)
     report = LeakageReport(
@@ -96,15 +99,10 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
 
 
 def run_attacks(ctx: AuditContext, signal_set: SignalSet):
-    """Each attack scores every audited record; metrics and its epsilon bounds follow.
-
-    The bounds of all attacks and statistics are one Bonferroni family: each is corrected for
-    the family's full size, so the largest is still a bound at the stated confidence.
-    """
+    """Each attack scores every audited record; its metrics follow."""
     spec = ctx.spec
     assert spec.attacks is not None
     members = signal_set.is_member
-    delta = spec.dp_claim.delta if spec.dp_claim else DEFAULT_DELTA
     n_references = (
         signal_set.reference_models.count if signal_set.reference_models is not None else 0
     )
@@ -125,15 +123,48 @@ def run_attacks(ctx: AuditContext, signal_set: SignalSet):
             metrics = metrics.model_copy(update={"n_reference_models": n_references})
         results.append(metrics)
         ctx.progress(0.86 + 0.1 * (i + 1) / len(spec.attacks), f"attack {name} done")
+    return results, scores
+
+
+def verdict_bounds(
+    spec: AuditSpec,
+    members: np.ndarray,
+    scores: dict[str, np.ndarray],
+    canaries: CanaryReport | None,
+) -> list[EpsilonBound]:
+    """Every epsilon lower bound the verdict weighs, as one Bonferroni family.
+
+    Attack bounds come from the audited records; the canaries' one-run bound joins only when
+    each canary was inserted once: a canary repeated r times bounds the privacy of a group of r
+    records (about r x epsilon), which the per-record claim does not speak to.
+    """
+    delta = spec.dp_claim.delta if spec.dp_claim else DEFAULT_DELTA
+    per_record_canaries = (
+        canaries is not None
+        and canaries.summary.one_run_bound is not None
+        and all(c.repetitions == 1 for c in canaries.canaries)
+    )
     bounds = family_bounds(
         {name: (score[members], score[~members]) for name, score in scores.items()},
         delta=delta,
         confidence=spec.options.confidence,
         seed=spec.options.seed,
+        extra_tests=1 if per_record_canaries else 0,
         # The Gaussian-DP statistic is sound only against a claim of DP-SGD training.
         gaussian=spec.dp_claim is not None and spec.dp_claim.dp_sgd is not None,
     )
-    return results, scores, bounds
+    if per_record_canaries:
+        assert canaries is not None
+        bounds.append(
+            canary_bound(
+                np.array([c.score for c in canaries.canaries]),
+                np.array([c.inserted for c in canaries.canaries]),
+                delta=delta,
+                confidence=spec.options.confidence,
+                n_tests=len(bounds) + 1,
+            )
+        )
+    return bounds
 
 
 def strongest_attack(results: list[AttackMetrics]) -> AttackMetrics:
