@@ -145,6 +145,10 @@ class LeakgateClient:
     def delete_policy(self, *, model_name: str | None = None) -> None:
         self._json(self.http.delete(self._policy_path(model_name)))
 
+    def create_canary_set(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new canary set and the records to mix into training (secrets shown only here)."""
+        return self._json(self.http.post("/v1/canary-sets", json=body))
+
     def rotate_webhook_secret(self) -> str:
         """A new webhook signing secret (the old one stops working); shown only now."""
         return self._json(self.http.post("/v1/webhook-secret"))["secret"]

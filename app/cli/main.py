@@ -45,6 +45,8 @@ policy_cli = typer.Typer(
     help="Release-gate policies (tenant default, or per model name).", no_args_is_help=True
 )
 cli.add_typer(policy_cli, name="policy")
+canaries_cli = typer.Typer(help="Canary sets to plant in training data.", no_args_is_help=True)
+cli.add_typer(canaries_cli, name="canaries")
 console = Console(stderr=True)
 app = cli  # the click group is typer.main.get_command(app)
 
@@ -213,6 +215,9 @@ def audit(
     callback_url: Annotated[
         str | None, typer.Option(help="http(s) URL POSTed a signed summary when it ends.")
     ] = None,
+    canary_set: Annotated[
+        str | None, typer.Option(help="Measure this canary set (see `canaries create`).")
+    ] = None,
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Upload a model and its data, audit it, and with --wait exit by the verdict (or the gate).
@@ -242,6 +247,8 @@ def audit(
         spec["include_text"] = True
     if callback_url:
         spec["callback_url"] = callback_url
+    if canary_set:
+        spec["canary_set"] = canary_set
     with connected(server, api_key) as client:
         code = run_audit(
             client,
@@ -422,6 +429,50 @@ def policy_delete(
     """Delete the tenant default or one model name's policy."""
     with connected(server, api_key) as client:
         client.delete_policy(model_name=model_name)
+
+
+@canaries_cli.command("create")
+def canaries_create(
+    out: Annotated[Path, typer.Option(help="Write the training records (JSONL) here.")],
+    template: Annotated[
+        str, typer.Option(help="pin, phone, account, or text with {d} / {d*n} slots.")
+    ] = "pin",
+    count: Annotated[int, typer.Option(help="How many canaries.")] = 20,
+    repetitions: Annotated[int, typer.Option(help="Copies of each inserted canary.")] = 20,
+    label: Annotated[
+        list[str] | None, typer.Option(help="A label to draw from (classifiers; repeat).")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="secret, or audit (many, each inserted once).")] = (
+        "secret"
+    ),
+    task: Annotated[str, typer.Option(help="text-classification or causal-lm.")] = (
+        "text-classification"
+    ),
+    seed: Annotated[int | None, typer.Option(help="Seed (default: random).")] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = "",
+) -> None:
+    """Generate a canary set; write the records to mix into training and print the set's id."""
+    body: dict[str, Any] = {
+        "task": task,
+        "kind": kind,
+        "template": template,
+        "count": count,
+        "repetitions": repetitions,
+        "seed": seed,
+        "labels": label or None,
+    }
+    with connected(server, api_key) as client:
+        created = client.create_canary_set(body)
+    with out.open("w") as handle:
+        for record in created["records"]:
+            handle.write(json.dumps(record) + "\n")
+    console.print(
+        f"canary set {created['id']}: {created['n_inserted']} inserted, "
+        f"{created['n_held_out']} held out; {len(created['records'])} records in {out}. "
+        f"Train with them, then audit with --canary-set {created['id']}."
+    )
+    print(created["id"])
 
 
 @cli.command("webhook-secret")

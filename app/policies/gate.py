@@ -53,12 +53,17 @@ def _canaries(report: dict[str, Any]) -> GateReason:
     summary = (report.get("canaries") or {}).get("summary") or {}
     extracted = summary.get("n_extracted_inserted")
     if extracted is None:
+        why = (
+            "the audit used no canary set"
+            if not summary
+            else "audit canaries are not searched for secrets (only their one-run bound)"
+        )
         return GateReason(
             rule="no_inserted_canary_extracted",
             status="not_measured",
             measured=None,
             limit=0,
-            message="not measured: the audit used no canary set",
+            message=f"not measured: {why}",
         )
     return GateReason(
         rule="no_inserted_canary_extracted",

@@ -172,3 +172,27 @@ def test_population_enables_reference_attacks_from_the_cli(embedded, example, tm
     assert by_name["rmia"]["n_reference_models"] == 2
     assert report["records_at_risk"] and report["records_at_risk"][0]["text"] is None
     assert "records at risk" in done.stderr
+
+
+def test_canaries_create_writes_records_and_audit_takes_the_set(embedded, example, tmp_path):
+    from app.example.intent import INTENTS
+
+    env, records = embedded["env"], tmp_path / "canaries.jsonl"
+    labels = [arg for intent in INTENTS[:3] for arg in ("--label", intent)]
+    done = leakgate(
+        "canaries", "create", "--out", str(records), "--count", "6", "--repetitions", "3",
+        "--seed", "1", *labels, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    set_id = done.stdout.strip()
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert lines and len(lines) % 3 == 0
+    assert all(r["text"].startswith("my pin code is ") and r["label"] in INTENTS for r in lines)
+    # A set of another tenant's, or none at all, is refused before anything is queued.
+    bad = leakgate(*audit_args(example, "--canary-set", "nope"), env=env)
+    assert bad.returncode == 3 and "canary set" in bad.stderr
+    stored = httpx.get(
+        f"{embedded['server']}/v1/canary-sets/{set_id}",
+        headers={"Authorization": f"Bearer {env['LEAKGATE_API_KEY']}"},
+    ).json()
+    assert stored["n_inserted"] * 3 == len(lines) and stored["count"] == 6

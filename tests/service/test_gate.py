@@ -273,3 +273,15 @@ def test_inserted_canaries_extracted_fail_the_gate(extracted, status):
     gate, reasons = evaluate(PolicyRules(), body)
     canary = next(r for r in reasons if r.rule == "no_inserted_canary_extracted")
     assert (canary.status, canary.measured, gate) == (status, extracted, status)
+
+
+def test_canary_rule_says_why_it_was_not_measured():
+    body = build_report(shift=0.0, claim=50.0)
+    rule = "no_inserted_canary_extracted"
+    _, reasons = evaluate(PolicyRules(), body)
+    assert "no canary set" in next(r for r in reasons if r.rule == rule).message
+    body["canaries"] = {"summary": {"kind": "audit", "n_extracted_inserted": None}}
+    gate, reasons = evaluate(PolicyRules(), body)
+    reason = next(r for r in reasons if r.rule == rule)
+    assert reason.status == "not_measured" and "audit canaries" in reason.message
+    assert gate == "pass"
