@@ -4,9 +4,6 @@ local HTTP server; a failing endpoint is retried with backoff and every attempt 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -16,11 +13,11 @@ from itertools import pairwise
 from typing import ClassVar
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.webhooks import signing
-from tests.conftest import backend_env, new_key, reset_caches
+from tests.conftest import new_key
 from tests.service.helpers import dataset_bytes, upload
+from tests.service.worker_process import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 
@@ -55,36 +52,14 @@ def receiver():
 @pytest.fixture(scope="module")
 def service(pg_schema, tmp_path_factory):
     """PostgreSQL + Redis, migrated, one real worker; quick webhook backoff for the test."""
-    env = backend_env("postgres", tmp_path_factory.mktemp("home-hooks"), pg_schema)
-    env.update({"LEAKGATE_WEBHOOK_BACKOFF_S": "0.3", "LEAKGATE_WEBHOOK_MAX_ATTEMPTS": "3"})
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    from app.core.migrate import upgrade
-
-    upgrade()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--loglevel", "WARNING"],
-        env=os.environ.copy(),
-    )
-    yield env
-    worker.terminate()
-    worker.wait(timeout=30)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_caches()
+    quick = {"LEAKGATE_WEBHOOK_BACKOFF_S": "0.3", "LEAKGATE_WEBHOOK_MAX_ATTEMPTS": "3"}
+    with worker_service(pg_schema, tmp_path_factory.mktemp("home-hooks"), quick) as env:
+        yield env
 
 
 @pytest.fixture
 def client(service):
-    os.environ.update(service)
-    reset_caches()
-    from app.main import create_app
-
-    with TestClient(create_app(run_sweeper=False)) as test_client:
+    with api_client(service) as test_client:
         yield test_client
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 from app.client import pack_model_folder
 from app.example.intent import (
@@ -20,8 +16,9 @@ from app.example.intent import (
     read_jsonl,
     train_intent_classifier,
 )
-from tests.conftest import REDIS_URL, backend_env, new_key, reset_caches
+from tests.conftest import REDIS_URL, new_key, reset_caches
 from tests.service.helpers import jsonl, upload
+from tests.service.worker_process import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 
@@ -47,35 +44,13 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def service(pg_schema, tmp_path_factory):
     """Environment for PostgreSQL + Redis, migrated, with one real worker process running."""
-    env = backend_env("postgres", tmp_path_factory.mktemp("home-worker"), pg_schema)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    from app.core.migrate import upgrade
-
-    upgrade()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--loglevel", "WARNING"],
-        env=os.environ.copy(),
-    )
-    yield env
-    worker.terminate()
-    worker.wait(timeout=30)
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_caches()
+    with worker_service(pg_schema, tmp_path_factory.mktemp("home-worker")) as env:
+        yield env
 
 
 @pytest.fixture
 def client(service):
-    os.environ.update(service)
-    reset_caches()
-    from app.main import create_app
-
-    with TestClient(create_app(run_sweeper=False)) as test_client:
+    with api_client(service) as test_client:
         yield test_client
 
 
