@@ -45,7 +45,21 @@ def _verdict(report: dict[str, Any]) -> GateReason:
         else None,
         confidence=verdict.get("confidence"),
         limit="not violation",
-        message=f"verdict {status}: {verdict['explanation']}",
+        message=_verdict_message(verdict),
+    )
+
+
+def _verdict_message(verdict: dict[str, Any]) -> str:
+    """One line: the verdict and the numbers behind it (the report holds the explanation)."""
+    status, bound = verdict["status"], verdict.get("epsilon_lower_bound")
+    if bound is None or verdict.get("claimed_epsilon") is None:
+        return f"verdict {status}"
+    relation = "exceeds" if status == "violation" else "does not exceed"
+    deciding = f" ({verdict['deciding_bound']})" if verdict.get("deciding_bound") else ""
+    return (
+        f"verdict {status}: epsilon >= {bound:.3g}{deciding} at "
+        f"{verdict['confidence'] * 100:g}% confidence {relation} the claimed "
+        f"{verdict['claimed_epsilon']:.3g}"
     )
 
 

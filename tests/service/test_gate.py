@@ -169,9 +169,18 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
     leaky_read = client.get(f"/v1/audits/{leaky}", headers=auth).json()
     assert (leaky_read["verdict"], leaky_read["gate"]) == ("violation", "fail")
     assert leaky_read["policy"]["scope"] == "built-in"
-    assert by_rule(leaky_read)["verdict_not_violation"]["status"] == "fail"
+    verdict_rule = by_rule(leaky_read)["verdict_not_violation"]
+    assert verdict_rule["status"] == "fail"
+    assert re.fullmatch(
+        r"verdict violation: epsilon >= [\d.]+ \(clopper-pearson on \w+\) at 95% confidence "
+        r"exceeds the claimed 0\.1",
+        verdict_rule["message"],
+    ), verdict_rule["message"]
     fine_read = client.get(f"/v1/audits/{fine}", headers=auth).json()
     assert (fine_read["verdict"], fine_read["gate"]) == ("consistent", "pass")
+    assert (
+        "does not exceed the claimed 50" in by_rule(fine_read)["verdict_not_violation"]["message"]
+    )
 
 
 def test_audits_list_filters_by_gate(client, auth, uploaded):
