@@ -25,6 +25,7 @@ class KeyNumbers:
     canaries_inserted: int | None = None
     member_accuracy: float | None = None
     non_member_accuracy: float | None = None
+    accuracy: float | None = None  # on the evaluation set, or the non-members
 
 
 def _number(value: Any) -> float | None:
@@ -69,4 +70,5 @@ def key_numbers(body: dict[str, Any] | None) -> KeyNumbers:
         canaries_inserted=_count(canary_summary.get("n_inserted")),
         member_accuracy=_number(utility.get("member_accuracy")),
         non_member_accuracy=_number(utility.get("non_member_accuracy")),
+        accuracy=_number(utility.get("accuracy")),
     )

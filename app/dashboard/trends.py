@@ -65,5 +65,30 @@ def model_trends(rows: Sequence[_Row]) -> list[Markup]:
             fmt=lambda v: f"{v * 100:.0f}%",
         ),
     ]
+    tradeoff = privacy_utility(done)
+    if tradeoff is not None:
+        charts.append(tradeoff)
     # trend_svg escapes every piece of text it writes.
     return [Markup(chart) for chart in charts]
+
+
+def privacy_utility(rows: Sequence[_Row]) -> str | None:
+    """Accuracy against the claimed epsilon, audits in order of their claim: the trade-off a
+    series of DP trainings of one model draws. None below two audits with claim and accuracy."""
+    points = sorted(
+        (
+            (row.audit.claimed_epsilon, row.numbers.accuracy)
+            for row in rows
+            if row.audit.claimed_epsilon is not None and row.numbers.accuracy is not None
+        ),
+        key=lambda point: point[0],
+    )
+    if len(points) < 2:
+        return None
+    return trend_svg(
+        "Privacy-utility: accuracy by claimed epsilon",
+        [f"eps {claim:.3g}" for claim, _ in points],
+        [Series("accuracy", [accuracy for _, accuracy in points])],
+        y_max=1.0,
+        fmt=lambda v: f"{v * 100:.0f}%",
+    )

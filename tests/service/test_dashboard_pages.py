@@ -440,3 +440,22 @@ def test_charts_scale_and_break_on_missing_values():
     assert len(chart.findall(f"{SVG_NS}circle")) == 3
     # The gap at v2 splits the line: v3-v4 is the only segment with two points.
     assert len(chart.findall(f"{SVG_NS}path")) == 1
+
+
+def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
+    from app.dashboard.summary import KeyNumbers
+    from app.dashboard.trends import model_trends, privacy_utility
+    from app.dashboard.views import ListRow
+
+    def row(claim: float | None, accuracy: float | None) -> ListRow:
+        audit = read_model().model_copy(update={"claimed_epsilon": claim})
+        return ListRow(audit, KeyNumbers(accuracy=accuracy))
+
+    rows = [row(8.0, 0.9), row(1.0, 0.6), row(None, 0.95), row(4.0, None), row(2.0, 0.8)]
+    chart = ET.fromstring(privacy_utility(rows))
+    labels = [t.text for t in chart.findall(f"{SVG_NS}text") if (t.text or "").startswith("eps")]
+    assert labels == ["eps 1", "eps 2", "eps 8"]  # no claim or no accuracy: left out
+    heights = [float(c.get("cy", "")) for c in chart.findall(f"{SVG_NS}circle")]
+    assert heights == sorted(heights, reverse=True)  # accuracy rises with epsilon here
+    assert privacy_utility(rows[:1]) is None
+    assert len(model_trends(rows)) == 5
