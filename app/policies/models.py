@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -17,7 +17,17 @@ class Policy(Base):
     """One policy; `model_name` is None for the tenant's default."""
 
     __tablename__ = "policies"
-    __table_args__ = (UniqueConstraint("tenant_id", "model_name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "model_name"),
+        # NULLs are distinct in a unique constraint: one default per tenant needs its own index.
+        Index(
+            "uq_policies_tenant_default",
+            "tenant_id",
+            unique=True,
+            postgresql_where=text("model_name IS NULL"),
+            sqlite_where=text("model_name IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)

@@ -294,3 +294,23 @@ def test_canary_rule_says_why_it_was_not_measured():
     reason = next(r for r in reasons if r.rule == rule)
     assert reason.status == "not_measured" and "audit canaries" in reason.message
     assert gate == "pass"
+
+
+def test_a_tenant_has_at_most_one_default_policy_in_the_database(client, auth):
+    """NULL model names are distinct in a unique constraint; the partial index still refuses a
+    second default (what a race between two first PUTs would write)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.core.db import session_scope
+    from app.policies.models import Policy
+    from app.tenants.service import tenant_for_key
+
+    assert client.put("/v1/policies/default", json={}, headers=auth).status_code == 200
+    with session_scope() as db_session:
+        tenant = tenant_for_key(db_session=db_session, key=auth["Authorization"].split()[1])
+        db_session.add(Policy(tenant_id=tenant.id, model_name=None, rules={}))
+        with pytest.raises(IntegrityError):
+            db_session.flush()
+        db_session.rollback()
+        db_session.add(Policy(tenant_id=tenant.id, model_name="m", rules={}))
+        db_session.flush()  # a model policy beside the default is fine
