@@ -10,6 +10,7 @@ reload themselves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -442,8 +443,8 @@ def cancel_audit(
 
 def _stored_report(
     request: Request, audit_id: str, tenant: Tenant, db_session: Session
-) -> Report | Response:
-    """The audit's stored report, or the page that says why there is none."""
+) -> tuple[Audit, Report] | Response:
+    """The audit and its stored report, or the page that says why there is none."""
     audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
     if audit is None:
         return _not_found(request, tenant, audit_id)
@@ -459,7 +460,19 @@ def _stored_report(
             tenant=tenant,
             status_code=status.HTTP_409_CONFLICT,
         )
-    return stored
+    return audit, stored
+
+
+def _download(content: str, media_type: str, filename: str) -> Response:
+    """A file the browser saves rather than shows; never cached (it may hold record text)."""
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/dashboard/audits/{audit_id}/records.csv")
@@ -467,17 +480,11 @@ def records_csv(
     request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
 ) -> Response:
     """Records at risk as `GET /v1/audits/{id}/records.csv` gives them, as a download."""
-    stored = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(stored, Response):
-        return stored
-    return Response(
-        service.records_csv(stored.body),
-        media_type="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{audit_id}-records.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+    found = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(found, Response):
+        return found
+    _, stored = found
+    return _download(service.records_csv(stored.body), "text/csv", f"{audit_id}-records.csv")
 
 
 @router.get("/dashboard/audits/{audit_id}/report.html")
@@ -485,19 +492,12 @@ def report_html(
     request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
 ) -> Response:
     """The standalone HTML report (`GET /v1/audits/{id}/report?format=html`), as a download."""
-    stored = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(stored, Response):
-        return stored
-    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
-    assert audit is not None
+    found = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(found, Response):
+        return found
+    audit, stored = found
     html = render_html(service.to_read(audit), LeakageReport.model_validate(stored.body))
-    return HTMLResponse(
-        html,
-        headers={
-            "Content-Disposition": f'attachment; filename="leakgate-report-{audit_id}.html"',
-            "Cache-Control": "no-store",
-        },
-    )
+    return _download(html, "text/html; charset=utf-8", f"leakgate-report-{audit_id}.html")
 
 
 @router.get("/dashboard/audits/{audit_id}/report.json")
@@ -505,14 +505,10 @@ def report_json(
     request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
 ) -> Response:
     """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
-    stored = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(stored, Response):
-        return stored
-    filename = f"leakgate-report-{audit_id}.json"
-    return JSONResponse(
-        stored.body,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
+    found = _stored_report(request, audit_id, tenant, db_session)
+    if isinstance(found, Response):
+        return found
+    _, stored = found
+    return _download(
+        json.dumps(stored.body), "application/json", f"leakgate-report-{audit_id}.json"
     )
