@@ -17,6 +17,7 @@ from app.core.migrate import check_schema
 from app.dashboard.views import router as dashboard_router
 from app.health import router as health_router
 from app.policies.views import router as policies_router
+from app.splits.views import router as splits_router
 from app.webhooks.views import router as webhooks_router
 
 
@@ -48,6 +49,7 @@ def create_app(*, run_sweeper: bool = True) -> FastAPI:
     app.include_router(artifacts_router)
     app.include_router(audits_router)
     app.include_router(canaries_router)
+    app.include_router(splits_router)
     app.include_router(policies_router)
     app.include_router(webhooks_router)
     app.include_router(dashboard_router)

@@ -52,12 +52,15 @@ class AccountedEpsilon(_Schema):
 
 
 class DPClaim(_Schema):
-    """The (epsilon, delta) differential-privacy guarantee the model's owner claims.
+    """The (epsilon, delta) differential-privacy guarantee the model's owner claims, as reported.
 
-    Either declared (`epsilon`) or computed from DP-SGD parameters by real accountants
-    (`dp_sgd`): every accountant's epsilon is kept in `accountants`, and `accounted_epsilon`
-    is the tightest one (or the one `dp_sgd.accountant` names). When both are given the
-    declared epsilon is checked.
+    Either declared (`epsilon`) or computed by the server from DP-SGD parameters (`dp_sgd`):
+    every accountant's epsilon is kept in `accountants`, and `accounted_epsilon` is the
+    tightest one (or the one `dp_sgd.accountant` names). When both are given the declared
+    epsilon is the one checked. `accounted_epsilon`, `accountant` and `accountants` are
+    outputs: the audit spec's claim (app.audits.schemas.DPClaimSpec) refuses them, and
+    `attacks.privacy.accounting.resolve_claim` fills them; this schema never runs an
+    accountant, so reading a stored claim costs nothing and cannot change it.
     """
 
     epsilon: float | None = Field(default=None, gt=0)
@@ -66,25 +69,25 @@ class DPClaim(_Schema):
     accounted_epsilon: float | None = Field(default=None, ge=0)
     accountant: str | None = Field(default=None, description="which accountant gave it")
     accountants: list[AccountedEpsilon] = Field(default_factory=list)
+    max_record_occurrences: int = Field(default=1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _resolve_epsilon(self) -> DPClaim:
-        if self.epsilon is None and self.dp_sgd is None:
-            raise ValueError("a DP claim needs epsilon, or dp_sgd parameters to account for")
-        if self.dp_sgd is not None and self.accounted_epsilon is None:
-            from attacks.privacy.accounting import account_dpsgd, tightest
-
-            self.accountants = account_dpsgd(
-                noise_multiplier=self.dp_sgd.noise_multiplier,
-                sample_rate=self.dp_sgd.sample_rate,
-                steps=self.dp_sgd.n_steps,
-                delta=self.delta,
+        if self.epsilon is None and self.accounted_epsilon is None:
+            raise ValueError(
+                "a DP claim needs epsilon, or dp_sgd parameters accounted for by the server "
+                "(attacks.privacy.accounting.resolve_claim)"
             )
-            chosen = tightest(self.accountants, self.dp_sgd.accountant)
-            self.accounted_epsilon, self.accountant = chosen.epsilon, chosen.accountant
         if self.epsilon is None:
             self.epsilon = self.accounted_epsilon
         return self
+
+    @property
+    def epsilon_source(self) -> Literal["declared", "accountant"]:
+        """Where the checked epsilon comes from: the owner's declaration or an accountant."""
+        if self.dp_sgd is not None and self.accounted_epsilon == self.epsilon:
+            return "accountant"
+        return "declared"
 
     @property
     def claimed_epsilon(self) -> float:
@@ -163,7 +166,7 @@ class Verdict(_Schema):
     epsilon minus the largest bound (negative exactly when the verdict is a violation).
     """
 
-    status: Literal["consistent", "violation", "no-claim"]
+    status: Literal["consistent", "violation", "inconclusive", "no-claim"]
     claimed_epsilon: float | None
     claimed_delta: float | None
     epsilon_lower_bound: float | None

@@ -16,7 +16,7 @@ from transformers.utils import logging as hf_logging
 from app.artifacts.storage import Storage
 from app.audits import lifecycle
 from app.audits.models import Audit
-from app.audits.schemas import AuditSpec
+from app.audits.schemas import AuditSpec, StoredAuditSpec
 from app.core.config import Settings
 from app.core.timeutil import utcnow
 from attacks.data import Record
@@ -46,7 +46,7 @@ hf_logging.disable_progress_bar()
 def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: Settings) -> None:
     audit = db_session.get(Audit, audit_id)
     assert audit is not None and settings.storage_dir is not None
-    spec = AuditSpec.model_validate(audit.spec)
+    spec = StoredAuditSpec.model_validate(audit.spec)  # resolved at submission: no accounting
     ctx = AuditContext(
         db_session=db_session,
         audit=audit,

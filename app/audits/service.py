@@ -13,7 +13,7 @@ from app.artifacts import service as artifact_service
 from app.artifacts.models import Artifact
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
-from app.audits.schemas import AuditRead, AuditSpec, ModelRef
+from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
 from app.core.config import get_settings
 from app.core.timeutil import utcnow
 from app.policies import service as policy_service
@@ -21,6 +21,7 @@ from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
 from app.webhooks.queue import enqueue_delivery
 from app.webhooks.urls import CallbackRefused, check_callback_url
+from attacks.privacy.accounting import ClaimRejected, resolve_claim
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,14 @@ def _is_index(label: str, width: int) -> bool:
     return label.isdigit() and int(label) < width
 
 
-def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
+def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) -> None:
     """Everything that can fail before a worker touches the audit fails here, with a reason."""
     target = None
     if spec.target is not None:
         target = _artifact(db_session, tenant, "target", spec.target, "model")
         _check_architecture("target", target, spec.task)
-    datasets = {"members": spec.members, "non_members": spec.non_members}
+    side = f" (of split {spec.split})" if spec.split is not None else ""
+    datasets = {f"members{side}": spec.members, f"non_members{side}": spec.non_members}
     if spec.population is not None:
         datasets["population"] = spec.population
     if spec.evaluation is not None:
@@ -174,9 +176,55 @@ def _check_canary_set(
             )
 
 
+def _resolve_split(db_session: Session, tenant: Tenant, spec: AuditSpec) -> dict[str, str]:
+    """Members and non-members: the files the pipeline named, or exactly the split's halves."""
+    if spec.split is None:
+        assert spec.members is not None and spec.non_members is not None
+        return {
+            "members": spec.members,
+            "non_members": spec.non_members,
+            "membership_source": "pipeline",
+        }
+    from app.splits import service as split_service
+
+    row = split_service.get(db_session=db_session, tenant=tenant, split_id=spec.split)
+    if row is None:
+        raise SpecRejected(
+            f"split: no audit split {spec.split!r} (create one with POST /v1/audit-splits)"
+        )
+    return {
+        "members": row.members_id,
+        "non_members": row.non_members_id,
+        "membership_source": "service",
+    }
+
+
+def resolve_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> StoredAuditSpec:
+    """The spec the worker will run: checked against stored artifacts, the split resolved to
+    its members and non-members, the DP claim accounted for by the server (cached), so the
+    worker never accounts and never trusts a client's epsilon as an accountant's."""
+    data = spec.model_dump(mode="json", exclude={"dp_claim"})
+    data.update(_resolve_split(db_session, tenant, spec))
+    stored = StoredAuditSpec.model_validate(data)
+    check_spec(db_session=db_session, tenant=tenant, spec=stored)
+    if spec.dp_claim is None:
+        return stored
+    claim = spec.dp_claim
+    try:
+        resolved = resolve_claim(
+            epsilon=claim.epsilon,
+            delta=claim.delta,
+            dp_sgd=claim.dp_sgd,
+            max_record_occurrences=claim.max_record_occurrences,
+        )
+    except ClaimRejected as exc:
+        raise SpecRejected(str(exc)) from exc
+    return stored.model_copy(update={"dp_claim": resolved})
+
+
 def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
     """Commit the audit row, then send the task; a failed send is retried by the sweeper."""
-    check_spec(db_session=db_session, tenant=tenant, spec=spec)
+    stored = resolve_spec(db_session=db_session, tenant=tenant, spec=spec)
     policy = policy_service.applicable(
         db_session=db_session, tenant=tenant, model_name=spec.model.name
     )
@@ -185,7 +233,7 @@ def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
         model_name=spec.model.name,
         model_version=spec.model.version,
         task=spec.task,
-        spec=spec.model_dump(mode="json"),
+        spec=stored.model_dump(mode="json"),
         policy=policy.model_dump(mode="json"),
         state="queued",
         stage="waiting for a worker",
@@ -321,6 +369,8 @@ def to_read(audit: Audit) -> AuditRead:
         cancel_requested=audit.cancel_requested,
         verdict=audit.verdict,
         claimed_epsilon=(audit.spec.get("dp_claim") or {}).get("epsilon"),
+        split=audit.spec.get("split"),
+        membership_source=audit.spec.get("membership_source") or "pipeline",
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
         gate=audit.gate,  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ def evaluate(
     """`fail` when any enabled rule fails; the reasons list every enabled rule."""
     reasons: list[GateReason] = []
     if rules.verdict_not_violation:
-        reasons.append(_verdict(report))
+        reasons.append(_verdict(report, inconclusive=rules.inconclusive))
     if rules.no_inserted_canary_extracted:
         reasons.append(_canaries(report))
     if rules.max_auc is not None:
@@ -33,20 +33,39 @@ def evaluate(
     return gate, reasons
 
 
-def _verdict(report: dict[str, Any]) -> GateReason:
+def _verdict(report: dict[str, Any], *, inconclusive: Literal["fail", "pass"]) -> GateReason:
+    """`violation` fails; `inconclusive` fails or passes as the policy says, with the reason."""
     verdict = report["verdict"]
     status = verdict["status"]
+    if status == "inconclusive":
+        outcome = inconclusive
+        message = _inconclusive_message(verdict, inconclusive)
+    else:
+        outcome = "fail" if status == "violation" else "pass"
+        message = _verdict_message(verdict)
     return GateReason(
         rule="verdict_not_violation",
-        status="fail" if status == "violation" else "pass",
+        status=outcome,
         measured=status,
         interval=(verdict["epsilon_lower_bound"], None)
         if verdict.get("epsilon_lower_bound") is not None
         else None,
         confidence=verdict.get("confidence"),
-        limit="not violation",
-        message=_verdict_message(verdict),
+        limit="not violation" + ("" if inconclusive == "pass" else ", not inconclusive"),
+        message=message,
     )
+
+
+def _inconclusive_message(verdict: dict[str, Any], policy: Literal["fail", "pass"]) -> str:
+    """Why the verdict could not be decided, and what the policy made of that."""
+    why = (verdict.get("explanation") or "").strip() or "the data cannot support a verdict"
+    if policy == "fail":
+        return (
+            f"verdict inconclusive: {why} The policy fails closed on inconclusive verdicts "
+            "(set inconclusive to pass to release anyway; an audit split from "
+            "POST /v1/audit-splits gives members and non-members a verdict can rest on)."
+        )
+    return f"verdict inconclusive: {why} The policy lets inconclusive verdicts pass."
 
 
 def _verdict_message(verdict: dict[str, Any]) -> str:
