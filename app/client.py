@@ -149,6 +149,18 @@ class LeakgateClient:
         """A new canary set and the records to mix into training (secrets shown only here)."""
         return self._json(self.http.post("/v1/canary-sets", json=body))
 
+    def create_split(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new audit split of a candidate dataset: the service's coin decides membership."""
+        return self._json(self.http.post("/v1/audit-splits", json=body))
+
+    def split(self, split_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/v1/audit-splits/{split_id}"))
+
+    def split_records(self, split_id: str, side: str = "members") -> bytes:
+        """One side of a split as JSONL bytes: `members` is what the pipeline trains on."""
+        response = self.http.get(f"/v1/audit-splits/{split_id}/{side}.jsonl")
+        return self._checked(response).content
+
     def rotate_webhook_secret(self) -> str:
         """A new webhook signing secret (the old one stops working); shown only now."""
         return self._json(self.http.post("/v1/webhook-secret"))["secret"]

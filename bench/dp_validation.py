@@ -32,7 +32,8 @@ from torch import nn
 
 from attacks.mia import AttackInputs, get_attack
 from attacks.privacy import decide, family_bounds
-from attacks.report import DPClaim
+from attacks.privacy.accounting import resolve_claim
+from attacks.report import DPClaim, DPSGDParameters
 from attacks.signals import classifier_signals
 from bench.harness import RESULTS_DIR, machine_info, versions
 
@@ -165,9 +166,10 @@ def train_private(
         claim = DPClaim(epsilon=setting.epsilon, delta=DELTA)
     else:
         claimed_rate = sample_rate / 10 if setting.kind == "rate-misreported" else sample_rate
-        claim = DPClaim(
+        claim = resolve_claim(
+            epsilon=None,
             delta=DELTA,
-            dp_sgd={"noise_multiplier": sigma, "sample_rate": claimed_rate, "steps": steps},
+            dp_sgd=DPSGDParameters(noise_multiplier=sigma, sample_rate=claimed_rate, steps=steps),
         )
     return module._module.eval(), claim  # safe: torch Module.eval(), not Python eval
 

@@ -45,7 +45,9 @@ def list_audits(
     db_session: SessionDep,
     model_name: str | None = None,
     state: AuditState | None = None,
-    verdict: Annotated[str | None, Query(pattern="^(consistent|violation|no-claim)$")] = None,
+    verdict: Annotated[
+        str | None, Query(pattern="^(consistent|violation|inconclusive|no-claim)$")
+    ] = None,
     gate: GateResult | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,

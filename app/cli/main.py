@@ -3,7 +3,8 @@ and gate a release (audit --gate, status, report, policy).
 
 Exit codes: 0 consistent or no claim (with --gate: gate passed), 1 violation (with --gate: gate
 failed), 2 audit failed or cancelled, or server unreachable, 3 usage error (bad arguments or
-input the server refused).
+input the server refused), 4 inconclusive verdict without --gate (with --gate the policy's
+`inconclusive` rule decides between 0 and 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from app.cli.summary import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
     EXIT_USAGE,
     exit_code,
     print_gate,
@@ -47,6 +49,11 @@ policy_cli = typer.Typer(
 cli.add_typer(policy_cli, name="policy")
 canaries_cli = typer.Typer(help="Canary sets to plant in training data.", no_args_is_help=True)
 cli.add_typer(canaries_cli, name="canaries")
+split_cli = typer.Typer(
+    help="Audit splits: the service's coin decides which candidates to train on.",
+    no_args_is_help=True,
+)
+cli.add_typer(split_cli, name="split")
 console = Console(stderr=True)
 app = cli  # the click group is typer.main.get_command(app)
 
@@ -168,11 +175,24 @@ def audit(
         typer.Option(help="save_pretrained folder (safetensors).", exists=True, file_okay=False),
     ],
     members: Annotated[
-        Path, typer.Option(help="JSONL/CSV the model trained on.", exists=True, dir_okay=False)
-    ],
+        Path | None,
+        typer.Option(help="JSONL/CSV the model trained on.", exists=True, dir_okay=False),
+    ] = None,
     non_members: Annotated[
-        Path, typer.Option(help="JSONL/CSV held out from training.", exists=True, dir_okay=False)
-    ],
+        Path | None,
+        typer.Option(help="JSONL/CSV held out from training.", exists=True, dir_okay=False),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Audit split id (see `split create`): its members and non-members, drawn by "
+            "the service, instead of --members and --non-members."
+        ),
+    ] = None,
+    max_record_occurrences: Annotated[
+        int | None,
+        typer.Option(help="Most times one record may occur in training (group privacy)."),
+    ] = None,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: KeyOpt = "",
     name: Annotated[str | None, typer.Option(help="Model name (default: folder name).")] = None,
@@ -226,6 +246,15 @@ def audit(
     """
     if gate and not wait:
         raise typer.BadParameter("--gate needs --wait", param_hint="--gate")
+    if split is not None and (members is not None or non_members is not None):
+        raise typer.BadParameter(
+            "--split gives members and non-members: leave out --members and --non-members",
+            param_hint="--split",
+        )
+    if split is None and (members is None or non_members is None):
+        raise typer.BadParameter(
+            "give --members and --non-members, or --split", param_hint="--members"
+        )
     spec: dict[str, Any] = {"model": {"name": name or model.resolve().name, "version": version}}
     claim: dict[str, Any] = {"delta": delta}
     if epsilon is not None:
@@ -238,7 +267,16 @@ def audit(
             "steps": dp_steps,
         }
     if len(claim) > 1:
+        if max_record_occurrences is not None:
+            claim["max_record_occurrences"] = max_record_occurrences
         spec["dp_claim"] = claim
+    elif max_record_occurrences is not None:
+        raise typer.BadParameter(
+            "--max-record-occurrences qualifies a DP claim: give --epsilon or DP-SGD parameters",
+            param_hint="--max-record-occurrences",
+        )
+    if split is not None:
+        spec["split"] = split
     if attack:
         spec["attacks"] = attack
     if reference_models is not None:
@@ -268,8 +306,8 @@ def audit(
 def run_audit(
     client: LeakgateClient,
     model: Path,
-    members: Path,
-    non_members: Path,
+    members: Path | None,
+    non_members: Path | None,
     spec: dict[str, Any],
     *,
     wait: bool,
@@ -282,11 +320,9 @@ def run_audit(
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bars:
         ids = {}
-        uploads = [
-            ("target", model, "model"),
-            ("members", members, "dataset"),
-            ("non_members", non_members, "dataset"),
-        ]
+        uploads = [("target", model, "model")]
+        if members is not None and non_members is not None:  # else the spec names a split
+            uploads += [("members", members, "dataset"), ("non_members", non_members, "dataset")]
         if population is not None:
             uploads.append(("population", population, "dataset"))
         if evaluation is not None:
@@ -324,7 +360,13 @@ def run_audit(
     print_summary(console, final, report)
     if report is not None and report_out is not None:
         report_out.write_text(json.dumps(report, indent=2))
-    return exit_code(final, gate=gate)
+    code = exit_code(final, gate=gate)
+    if code == EXIT_INCONCLUSIVE:
+        console.print(
+            "[yellow]warning: the verdict is inconclusive, neither a pass nor a violation: "
+            f"exit code {EXIT_INCONCLUSIVE} (with --gate the policy decides)[/]"
+        )
+    return code
 
 
 @cli.command()
@@ -379,6 +421,11 @@ def report(
         console.print(f"wrote {out}")
 
 
+class InconclusivePolicy(StrEnum):
+    fail = "fail"
+    passes = "pass"
+
+
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="A model name (default: the tenant default).")
 ]
@@ -400,11 +447,19 @@ def policy_set(
     no_inserted_canary_extracted: Annotated[
         bool, typer.Option(help="Fail when an inserted canary was extracted.")
     ] = True,
+    inconclusive: Annotated[
+        InconclusivePolicy,
+        typer.Option(
+            help="What an inconclusive verdict does to the gate (with "
+            "--verdict-not-violation): fail (closed, the default) or pass."
+        ),
+    ] = InconclusivePolicy.fail,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: KeyOpt = "",
 ) -> None:
     """Set (replace whole) the tenant's default policy, or one model name's."""
     rules = {
+        "inconclusive": inconclusive.value,
         "max_auc": max_auc,
         "max_tpr_at_0_1pct_fpr": max_tpr_at_0_1pct_fpr,
         "max_epsilon_lower_bound": max_epsilon,
@@ -471,6 +526,40 @@ def canaries_create(
         f"canary set {created['id']}: {created['n_inserted']} inserted, "
         f"{created['n_held_out']} held out; {len(created['records'])} records in {out}. "
         f"Train with them, then audit with --canary-set {created['id']}."
+    )
+    print(created["id"])
+
+
+@split_cli.command("create")
+def split_create(
+    data: Annotated[
+        Path,
+        typer.Option(help="Candidate records (JSONL/CSV) to split.", exists=True, dir_okay=False),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the members to train on here (default: <data>-members.jsonl)."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the coin (default: drawn by the service).")
+    ] = None,
+    server: ServerOpt = DEFAULT_SERVER,
+    api_key: KeyOpt = "",
+) -> None:
+    """Upload candidates; the service draws each one's membership with a fair coin. Writes the
+    members to train on (JSONL) and prints the split id to audit with `audit --split`."""
+    target = out or data.with_name(f"{data.stem}-members.jsonl")
+    with connected(server, api_key) as client:
+        dataset = client.upload(data, "dataset")
+        body: dict[str, Any] = {"dataset": dataset["id"]}
+        if seed is not None:
+            body["seed"] = seed
+        created = client.create_split(body)
+        target.write_bytes(client.split_records(created["id"], "members"))
+    console.print(
+        f"audit split {created['id']}: {created['n_members']} members, "
+        f"{created['n_non_members']} non-members of {created['n_candidates']} candidates; "
+        f"members in {target}. Train on exactly those, then audit with --split {created['id']}."
     )
     print(created["id"])
 

@@ -16,10 +16,10 @@ from torch import nn
 
 from attacks.metrics import evaluate_attack
 from attacks.mia import AttackInputs, get_attack
-from attacks.privacy.accounting import account_dpsgd
+from attacks.privacy.accounting import account_dpsgd, resolve_claim
 from attacks.privacy.empirical import family_bounds
 from attacks.privacy.verdict import decide
-from attacks.report import DPClaim, best_epsilon_bound
+from attacks.report import DPClaim, DPSGDParameters, best_epsilon_bound
 from attacks.signals import classifier_signals
 
 opacus = pytest.importorskip("opacus")
@@ -68,13 +68,14 @@ def _train(x, y, *, dp: bool, epochs: int, seed: int = 0):
             epochs=epochs,
             max_grad_norm=1.0,
         )
-        claim = DPClaim(
+        claim = resolve_claim(
+            epsilon=None,
             delta=DELTA,
-            dp_sgd={
-                "noise_multiplier": optimizer.noise_multiplier,
-                "sample_rate": 1 / len(loader),
-                "steps": epochs * len(loader),
-            },
+            dp_sgd=DPSGDParameters(
+                noise_multiplier=optimizer.noise_multiplier,
+                sample_rate=1 / len(loader),
+                steps=epochs * len(loader),
+            ),
         )
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(epochs):
