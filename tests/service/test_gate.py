@@ -314,3 +314,80 @@ def test_a_tenant_has_at_most_one_default_policy_in_the_database(client, auth):
         db_session.rollback()
         db_session.add(Policy(tenant_id=tenant.id, model_name="m", rules={}))
         db_session.flush()  # a model policy beside the default is fine
+
+
+def inconclusive(body: dict) -> dict:
+    """The report with the verdict a blind baseline gives when the sets differ without a model."""
+    body["verdict"] = {
+        **body["verdict"],
+        "status": "inconclusive",
+        "explanation": "The members and non-members can be told apart without the model "
+        "(blind baseline AUC 0.71 [0.66, 0.76]).",
+    }
+    return body
+
+
+@pytest.mark.parametrize(
+    "policy, gate",
+    [({}, "fail"), ({"inconclusive": "fail"}, "fail"), ({"inconclusive": "pass"}, "pass")],
+)
+def test_inconclusive_verdicts_fail_closed_unless_the_policy_lets_them_pass(policy, gate):
+    body = inconclusive(build_report(shift=0.0, claim=50.0))
+    outcome, reasons = evaluate(PolicyRules(**policy), body)
+    assert outcome == gate
+    (reason,) = [r for r in reasons if r.rule == "verdict_not_violation"]
+    assert (reason.status, reason.measured) == (gate, "inconclusive")
+    assert "told apart without the model" in reason.message  # the reason, not just the word
+    assert ("fails closed" in reason.message) == (gate == "fail")
+    # A consistent verdict passes under either policy: the option concerns inconclusive only.
+    consistent = build_report(shift=0.0, claim=50.0)
+    assert evaluate(PolicyRules(**policy), consistent)[0] == "pass"
+
+
+def test_without_the_verdict_rule_inconclusive_is_not_gated():
+    body = inconclusive(build_report(shift=0.0, claim=50.0))
+    rules = PolicyRules(verdict_not_violation=False, no_inserted_canary_extracted=False)
+    assert evaluate(rules, body) == ("pass", [])
+
+
+def test_inconclusive_audits_are_gated_by_the_stored_policy(client, auth, uploaded):
+    assert (
+        client.put(
+            "/v1/policies/models/lenient", json={"inconclusive": "pass"}, headers=auth
+        ).json()["rules"]["inconclusive"]
+        == "pass"
+    )
+    closed, lenient = (
+        submit(client, auth, uploaded, "strict"),
+        submit(client, auth, uploaded, "lenient"),
+    )
+    for audit_id in (closed, lenient):
+        finish(audit_id, inconclusive(build_report(shift=0.0, claim=50.0)))
+    closed_read = client.get(f"/v1/audits/{closed}", headers=auth).json()
+    assert (closed_read["verdict"], closed_read["gate"]) == ("inconclusive", "fail")
+    assert closed_read["policy"]["rules"]["inconclusive"] == "fail"  # the built-in default
+    assert "fails closed" in by_rule(closed_read)["verdict_not_violation"]["message"]
+    lenient_read = client.get(f"/v1/audits/{lenient}", headers=auth).json()
+    assert (lenient_read["verdict"], lenient_read["gate"]) == ("inconclusive", "pass")
+    listed = client.get("/v1/audits", params={"verdict": "inconclusive"}, headers=auth).json()
+    assert {a["id"] for a in listed["items"]} == {closed, lenient}
+    bad = client.put("/v1/policies/default", json={"inconclusive": "maybe"}, headers=auth)
+    assert bad.status_code == 422 and "inconclusive" in bad.text
+
+
+@pytest.mark.parametrize(
+    "verdict, gate, code",
+    [
+        ("consistent", None, 0),
+        ("no-claim", None, 0),
+        ("violation", None, 1),
+        ("inconclusive", None, 4),
+        ("inconclusive", "fail", 1),
+        ("inconclusive", "pass", 0),
+    ],
+)
+def test_cli_exit_codes_for_inconclusive(verdict, gate, code):
+    from app.cli.summary import exit_code
+
+    audit = {"state": "succeeded", "verdict": verdict, "gate": gate}
+    assert exit_code(audit, gate=gate is not None) == code
