@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import unicodedata
+from datetime import UTC
 
 import numpy as np
 from sqlalchemy import select
@@ -178,7 +179,8 @@ def to_read(row: AuditSplit) -> AuditSplitRead:
         n_candidates=row.n_candidates,
         n_members=row.n_members,
         n_non_members=row.n_non_members,
-        created_at=row.created_at,
+        # SQLite gives back naive datetimes; they were stored in UTC.
+        created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
         links={
             "self": f"/v1/audit-splits/{row.id}",
             "members": f"/v1/audit-splits/{row.id}/members.jsonl",
