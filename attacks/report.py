@@ -90,6 +90,24 @@ class DPClaim(_Schema):
         return "declared"
 
     @property
+    def epsilon_origin(self) -> str:
+        """Where the checked epsilon comes from, in words for a verdict's explanation."""
+        if self.epsilon_source == "accountant":
+            text = f"computed by the server from the DP-SGD parameters ({self.accountant})"
+            usable = [a for a in self.accountants if a.epsilon is not None]
+            if len(usable) > 1:
+                text += ", the tightest of " + ", ".join(
+                    f"{a.accountant} {a.epsilon:.3g}" for a in usable
+                )
+            return text
+        text = "declared by the model's owner"
+        if self.accounted_epsilon is not None:
+            text += (
+                f" (the DP-SGD parameters give {self.accounted_epsilon:.3g} by {self.accountant})"
+            )
+        return text
+
+    @property
     def claimed_epsilon(self) -> float:
         assert self.epsilon is not None
         return self.epsilon

@@ -126,3 +126,7 @@ def test_copied_claim_at_a_smaller_delta_is_accounted_again_or_refused():
     )
     assert declared.claimed_epsilon == at_1e9.epsilon + 1
     assert declared.epsilon_source == "declared" and at_1e9.epsilon_source == "accountant"
+    assert declared.epsilon_origin.startswith("declared by the model's owner")
+    assert at_1e9.epsilon_origin.startswith("computed by the server from the DP-SGD parameters")
+    assert at_1e9.accountant in at_1e9.epsilon_origin
+    assert DPClaim(epsilon=2.0).epsilon_origin == "declared by the model's owner"
