@@ -243,7 +243,8 @@ class StoredAuditSpec(AuditSpec):
 
     members: str
     non_members: str
-    dp_claim: DPClaim | None = None
+    # The input claim, resolved by the server's accountants (same fields plus outputs).
+    dp_claim: DPClaim | None = None  # type: ignore[assignment]
     membership_source: MembershipSource = "pipeline"
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class AuditSplitCreate(BaseModel):
@@ -20,9 +20,19 @@ class AuditSplitCreate(BaseModel):
         lt=2**62,
         description="default: drawn by the service (secrets); a given seed is recorded as such",
     )
-    inclusion_probability: Literal[0.5] = Field(
+    inclusion_probability: float = Field(
         default=0.5, description="fixed at 1/2: the fair coin the one-run bounds are proven for"
     )
+
+    @field_validator("inclusion_probability")
+    @classmethod
+    def _fair_coin(cls, value: float) -> float:
+        if value != 0.5:
+            raise ValueError(
+                "inclusion_probability is fixed at 0.5: the one-run bounds leakgate uses are "
+                "proven for a fair coin"
+            )
+        return value
 
 
 class AuditSplitRead(BaseModel):
