@@ -93,9 +93,7 @@ def _answer(
 
 
 async def _domain(request: Request, exc: DomainError) -> Response:
-    return _answer(
-        request, exc.status_code, exc.message, title=exc.title, headers=exc.headers
-    )
+    return _answer(request, exc.status_code, exc.message, title=exc.title, headers=exc.headers)
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -125,9 +123,7 @@ async def _db_unreachable(request: Request, exc: sa_exc.DBAPIError) -> Response:
     log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
     return await _domain(
         request,
-        Unavailable(
-            "database unavailable: the service cannot reach its database now; retry later"
-        ),
+        Unavailable("database unavailable: the service cannot reach its database now; retry later"),
     )
 
 

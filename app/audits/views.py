@@ -93,9 +93,7 @@ def get_report(
     )
 
 
-@router.get(
-    "/{audit_id}/records.csv", response_class=Response, responses=error_responses(404, 409)
-)
+@router.get("/{audit_id}/records.csv", response_class=Response, responses=error_responses(404, 409))
 def get_records_at_risk(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> Response:
     """The members the strongest attack singles out, as CSV (text only if the spec allowed it)."""
     audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)

@@ -5,9 +5,9 @@ The API key travels in an HttpOnly, SameSite=Strict cookie, so pages work in a p
 without JavaScript while other sites can neither read the key nor post forms with it. Forms
 also carry a per-browser token (double-submit: a cookie and a hidden field that must match),
 and a POST whose Origin or Referer names another site is refused, so a forged form fails even
-where SameSite is not honoured. Pages are HTML built from templates in `templates/`; the stylesheet and one small script (live progress,
-polling `/dashboard/progress`) are served from `static/`. Without the script, pages in flight
-reload themselves.
+where SameSite is not honoured. Pages are HTML built from templates in `templates/`; the
+stylesheet and one small script (live progress, polling `/dashboard/progress`) are served from
+`static/`. Without the script, pages in flight reload themselves.
 """
 
 from __future__ import annotations
@@ -160,9 +160,7 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
 
 
-def check_csrf(
-    request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = ""
-) -> None:
+def check_csrf(request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> None:
     """Every dashboard POST: same origin, and the form's token matches the browser's cookie."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not _same_origin(request):
@@ -509,18 +507,14 @@ def _download(content: str, media_type: str, filename: str) -> Response:
 
 
 @router.get("/dashboard/audits/{audit_id}/records.csv")
-def records_csv(
-    audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def records_csv(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """Records at risk as `GET /v1/audits/{id}/records.csv` gives them, as a download."""
     _, stored = _stored_report(audit_id, tenant, db_session)
     return _download(service.records_csv(stored.body), "text/csv", f"{audit_id}-records.csv")
 
 
 @router.get("/dashboard/audits/{audit_id}/report.html")
-def report_html(
-    audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def report_html(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """The standalone HTML report (`GET /v1/audits/{id}/report?format=html`), as a download."""
     audit, stored = _stored_report(audit_id, tenant, db_session)
     html = render_html(service.to_read(audit), LeakageReport.model_validate(stored.body))
@@ -528,9 +522,7 @@ def report_html(
 
 
 @router.get("/dashboard/audits/{audit_id}/report.json")
-def report_json(
-    audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def report_json(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
     _, stored = _stored_report(audit_id, tenant, db_session)
     return _download(
