@@ -100,6 +100,15 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
     """Framework errors (unknown route, wrong method) and the dashboard's login redirect."""
     if exc.status_code < 400 or exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 400:  # FastAPI could not parse the body (bad JSON, nested too deep)
+        return _answer(
+            request,
+            422,
+            "the request body could not be read as JSON (malformed, not UTF-8, or nested too "
+            "deeply); send a JSON object as the schema describes",
+            title="Invalid request",
+            errors=[ErrorItem(loc=["body"], msg=str(exc.detail), type="body_unreadable")],
+        )
     return _answer(request, exc.status_code, str(exc.detail), headers=exc.headers)
 
 
