@@ -66,10 +66,10 @@ def create(
         meta = validate_received(
             storage=storage, settings=settings, kind=kind, filename=filename, received=received
         )
-    except BaseException:
+        storage.commit(received)
+    except BaseException:  # rejected, or the disk filled up: no file is left behind
         storage.discard(received)
         raise
-    storage.commit(received)
     artifact = Artifact(
         tenant_id=tenant.id,
         kind=kind.value,
