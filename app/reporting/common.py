@@ -16,8 +16,10 @@ RULE_TITLES = {
 }
 
 
-# Characters Markdown (CommonMark/GFM) gives a meaning to, plus `<` `>` for inline HTML.
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~&")
+# Characters that mean something inside a line of Markdown (GFM): emphasis, code, links,
+# table cells, a heading's closing #s, inline HTML and entities. Line starts cannot occur:
+# line breaks are folded first.
+_MD_SPECIAL = set("\\`*_[]#|<>~&")
 
 
 def escape_md(text: str) -> str:
