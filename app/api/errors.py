@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import DomainError, InsufficientStorage, Rejected, Unavailable
 
@@ -221,26 +222,65 @@ def register(app: FastAPI) -> None:
 
 
 class NulGuard:
-    """Refuse a NUL character in the path or the query string before any route sees it:
-    PostgreSQL text cannot hold one, and no name or id of ours contains one."""
+    """Refuse a NUL character in the path, the query string or a JSON body before any route
+    sees it: PostgreSQL text cannot hold one (SQLite can, so both backends answer alike), and
+    no name, id or text of ours needs one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            problem = _nul_problem(scope)
-            if problem is not None:
-                loc, name = problem
-                body = ErrorBody(
-                    detail=f"{name} contains a NUL character; remove it",
-                    errors=[ErrorItem(loc=loc, msg="contains a NUL character", type="nul")],
-                )
-                await JSONResponse(body.model_dump(mode="json"), status_code=422)(
-                    scope, receive, send
-                )
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = _nul_problem(scope)
+        if problem is None and _is_json(scope):
+            body, receive = await _buffered(receive)
+            if b"\x00" in body or _JSON_NUL.search(body):
+                problem = ["body"], "the JSON body"
+        if problem is not None:
+            loc, name = problem
+            error = ErrorBody(
+                detail=f"{name} contains a NUL character; remove it",
+                errors=[ErrorItem(loc=loc, msg="contains a NUL character", type="nul")],
+            )
+            await JSONResponse(error.model_dump(mode="json"), status_code=422)(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+# \u0000 in JSON text, unless its backslash is itself escaped (an even run of backslashes).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower().endswith(b"json")
+    return False
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read a (small, JSON) body whole and hand the route a receive that replays it."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
 
 
 def _nul_problem(scope: Scope) -> tuple[list[str | int], str] | None:

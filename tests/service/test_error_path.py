@@ -258,3 +258,22 @@ def test_dashboard_errors_are_html_pages(client, api_key):
     assert "limit" in bad.text
     progress = client.get("/dashboard/progress", params={"id": "x" * 5})
     assert progress.headers["content-type"].startswith("application/json")
+
+
+def test_nul_in_a_json_body_string_is_422(client, auth, uploaded):
+    """JSON may carry \\u0000; PostgreSQL text and jsonb cannot store it."""
+    spec = {"model": {"name": "m", "version": "1\x00"}, **uploaded}
+    assert_error_body(client.post("/v1/audits", json=spec, headers=auth), 422, "NUL")
+    canaries = {
+        "task": "text-classification",
+        "template": "pin {d4}",
+        "count": 2,
+        "labels": ["bal\x00ance"],
+    }
+    assert_error_body(client.post("/v1/canary-sets", json=canaries, headers=auth), 422, "NUL")
+    # An escaped backslash before u0000 is six ordinary characters, not a NUL.
+    text = '{"model": {"name": "m", "version": "a\\\\u0000"}, "members": "x"}'
+    response = client.post(
+        "/v1/audits", content=text, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert "NUL" not in response.json()["detail"]
