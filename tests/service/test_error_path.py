@@ -277,3 +277,35 @@ def test_nul_in_a_json_body_string_is_422(client, auth, uploaded):
         "/v1/audits", content=text, headers={**auth, "Content-Type": "application/json"}
     )
     assert "NUL" not in response.json()["detail"]
+
+
+def _raiser(exc: BaseException):
+    def fail() -> None:
+        raise exc
+
+    return fail
+
+
+def test_database_and_disk_errors_map_to_their_statuses(activate):
+    """What a service may let through from the driver or the disk, as each route would see it."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import exc as sa_exc
+
+    from app.main import create_app
+
+    orig = Exception("driver says no")
+    raised = {
+        "/integrity": (sa_exc.IntegrityError("INSERT", {}, orig), 409, "conflicts"),
+        "/data": (sa_exc.DataError("SELECT", {}, orig), 422, "out of range"),
+        "/operational": (sa_exc.OperationalError("SELECT", {}, orig), 503, "database unavailable"),
+        "/enospc": (OSError(errno.ENOSPC, "No space left on device"), 507, "disk is full"),
+        "/overflow": (OverflowError("int too large to convert"), 422, "too large"),
+    }
+    app = create_app(run_sweeper=False)
+    for path, (exc, _, _) in raised.items():
+        app.add_api_route(path, _raiser(exc))
+    client = TestClient(app, raise_server_exceptions=False)
+    for path, (_, status, needle) in raised.items():
+        assert_error_body(client.get(path), status, needle)
+    app.add_api_route("/eio", _raiser(OSError(errno.EIO, "I/O error")))
+    assert_error_body(client.get("/eio"), 500, "internal server error")
