@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep
+from app.api.deps import Offset, SessionDep
 from app.audits import service
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
 from app.audits.schemas import AuditRead, GateResult
@@ -306,7 +306,7 @@ def audit_list(
     gate: str = "",
     sort: str = "newest",
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     """The tenant's audits, newest first unless sorted otherwise; audits in flight update live
     (the script) or by reloading the page (without it)."""

@@ -256,6 +256,8 @@ def test_dashboard_errors_are_html_pages(client, api_key):
     bad = client.get("/dashboard", params={"limit": 0})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
     assert "limit" in bad.text
+    far = client.get("/dashboard", params={"offset": 2**63})
+    assert far.status_code == 422 and "offset" in far.text
     progress = client.get("/dashboard/progress", params={"id": "x" * 5})
     assert progress.headers["content-type"].startswith("application/json")
 
