@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import DomainError, InsufficientStorage, Rejected, Unavailable
+from app.core.errors import Conflict, DomainError, InsufficientStorage, Rejected, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,6 @@ async def _dbapi(request: Request, exc: sa_exc.DBAPIError) -> Response:
 
 
 async def _integrity(request: Request, exc: sa_exc.IntegrityError) -> Response:
-    from app.core.errors import Conflict
-
     log.info("integrity error on %s %s: %s", request.method, request.url.path, exc.orig)
     return await _domain(
         request,
@@ -181,7 +179,7 @@ async def _os_error(request: Request, exc: OSError) -> Response:
             request,
             InsufficientStorage(
                 "the server's disk is full, so nothing was stored; retry after the operator "
-                "frees space (leakgate gc)"
+                "frees space"
             ),
         )
     return await _unexpected(request, exc)

@@ -33,7 +33,7 @@ from app.api.deps import Offset, SessionDep
 from app.audits import service
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
 from app.audits.schemas import AuditRead, GateResult
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
 from app.dashboard.summary import KeyNumbers, key_numbers
@@ -364,11 +364,7 @@ def progress(
     """
     tenant = _cookie_tenant(request, db_session)
     if tenant is None:
-        return JSONResponse(
-            {"detail": "log in first"},
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            headers={"Cache-Control": "no-store"},
-        )
+        raise Unauthorized("log in first: the dashboard cookie is missing or its key revoked")
     audits = service.get_many(db_session=db_session, tenant=tenant, audit_ids=audit_id)
     row_template = _env.get_template("_audit_row.html")
     items = [

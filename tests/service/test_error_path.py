@@ -249,6 +249,7 @@ def test_unexpected_error_is_a_logged_json_500_without_traceback(activate, caplo
 def test_dashboard_errors_are_html_pages(client, api_key):
     from tests.service.helpers import dashboard_post
 
+    assert_error_body(client.get("/dashboard/progress", params={"id": "x"}), 401, "log in")
     assert dashboard_post(client, "/dashboard/login", data={"api_key": api_key}).status_code == 200
     page = client.get("/dashboard/audits/nope")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
