@@ -312,3 +312,11 @@ def test_database_and_disk_errors_map_to_their_statuses(activate):
         assert_error_body(client.get(path), status, needle)
     app.add_api_route("/eio", _raiser(OSError(errno.EIO, "I/O error")))
     assert_error_body(client.get("/eio"), 500, "internal server error")
+
+
+def test_deeply_nested_jsonl_record_is_422(client, auth):
+    """Whatever bound the upload checks put on depth, a RecursionError never becomes a 500."""
+    depth = 200_000
+    line = b'{"text": "x", "label": "a", "meta": ' + b"[" * depth + b"]" * depth + b"}\n"
+    response = upload(client, auth, line + dataset_bytes(4), "dataset", "deep.jsonl")
+    assert_error_body(response, 422)
