@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.errors import register as register_error_handlers
 from app.artifacts.storage import Storage
 from app.artifacts.views import router as artifacts_router
 from app.audits.sweeper import Sweeper
@@ -45,6 +46,7 @@ def create_app(*, run_sweeper: bool = True) -> FastAPI:
     assert settings.storage_dir is not None
     app.state.storage = Storage(settings.storage_dir)
     app.state.settings = settings
+    register_error_handlers(app)
     app.include_router(health_router)
     app.include_router(artifacts_router)
     app.include_router(audits_router)

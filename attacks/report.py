@@ -17,13 +17,18 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# More DP-SGD steps than any training run takes; bounds the accountants' work and keeps
+# epochs / sample_rate a finite integer (1e308 epochs once overflowed math.ceil).
+MAX_DPSGD_STEPS = 10**9
+
+
 class DPSGDParameters(_Schema):
     """How a model was trained with DP-SGD; an accountant turns this into epsilon."""
 
-    noise_multiplier: float = Field(gt=0)
+    noise_multiplier: float = Field(gt=0, le=1e6)
     sample_rate: float = Field(gt=0, le=1)
-    steps: int | None = Field(default=None, ge=1)
-    epochs: float | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, ge=1, le=MAX_DPSGD_STEPS)
+    epochs: float | None = Field(default=None, gt=0, le=MAX_DPSGD_STEPS)
     accountant: Literal["rdp", "pld", "prv"] | None = Field(
         default=None,
         description="accountant whose epsilon is the claim; default: the tightest of them all",
@@ -33,6 +38,11 @@ class DPSGDParameters(_Schema):
     def _steps_or_epochs(self) -> DPSGDParameters:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give either steps or epochs of DP-SGD training")
+        if self.epochs is not None and self.epochs / self.sample_rate > MAX_DPSGD_STEPS:
+            raise ValueError(
+                f"epochs / sample_rate gives more than {MAX_DPSGD_STEPS} DP-SGD steps; "
+                "check the epochs and the sample rate"
+            )
         return self
 
     @property

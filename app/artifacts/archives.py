@@ -10,6 +10,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,8 +149,23 @@ def _open_member(archive: Path, kind: str, entry: Entry) -> Iterator[IO[bytes]]:
                 yield fh
 
 
+# What a damaged archive raises while its data is read: bad deflate or gzip data, a CRC or
+# size that does not match (BadZipFile), data that ends early (EOFError, tarfile.ReadError).
+CORRUPT_DATA_ERRORS = (zlib.error, zipfile.BadZipFile, tarfile.TarError, EOFError)
+
+
 def extract(archive: Path, dest: Path, *, max_entries: int, max_unpacked_bytes: int) -> None:
     """Write the archive's checked regular files under `dest`, counting real bytes written."""
+    try:
+        _extract(archive, dest, max_entries=max_entries, max_unpacked_bytes=max_unpacked_bytes)
+    except CORRUPT_DATA_ERRORS as exc:
+        raise ArtifactRejected(
+            f"archive is corrupt: its compressed data cannot be read ({type(exc).__name__}: "
+            f"{exc}); re-create it (tar czf / zip) and upload it again"
+        ) from exc
+
+
+def _extract(archive: Path, dest: Path, *, max_entries: int, max_unpacked_bytes: int) -> None:
     entries = list_entries(archive, max_entries=max_entries, max_unpacked_bytes=max_unpacked_bytes)
     kind = sniff_archive(archive)
     dest.mkdir(parents=True, exist_ok=True)

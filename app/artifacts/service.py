@@ -14,6 +14,7 @@ from app.artifacts.schemas import ArtifactKind
 from app.artifacts.storage import Received, Storage
 from app.artifacts.validation import inspect_dataset, inspect_model_folder
 from app.core.config import Settings
+from app.core.errors import found
 from app.tenants.models import Tenant
 
 SAFE_FILENAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -65,10 +66,10 @@ def create(
         meta = validate_received(
             storage=storage, settings=settings, kind=kind, filename=filename, received=received
         )
-    except BaseException:
+        storage.commit(received)
+    except BaseException:  # rejected, or the disk filled up: no file is left behind
         storage.discard(received)
         raise
-    storage.commit(received)
     artifact = Artifact(
         tenant_id=tenant.id,
         kind=kind.value,
@@ -87,6 +88,11 @@ def get(*, db_session: Session, tenant: Tenant, artifact_id: str) -> Artifact | 
     return db_session.scalar(
         select(Artifact).where(Artifact.id == artifact_id, Artifact.tenant_id == tenant.id)
     )
+
+
+def get_or_404(*, db_session: Session, tenant: Tenant, artifact_id: str) -> Artifact:
+    artifact = get(db_session=db_session, tenant=tenant, artifact_id=artifact_id)
+    return found(artifact, "artifact", artifact_id)
 
 
 def get_all(*, db_session: Session, tenant: Tenant, limit: int, offset: int) -> list[Artifact]:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from app.artifacts import archives
 from app.artifacts.errors import UploadTooLarge
@@ -57,11 +58,16 @@ class Storage:
                     if size > limit:
                         raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
                     digest.update(chunk)
-                    out.write(chunk)
+                    self.write_chunk(out, chunk)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return Received(path, digest.hexdigest(), size)
+
+    @staticmethod
+    def write_chunk(out: BinaryIO, chunk: bytes) -> None:
+        """Every upload byte goes through here (a full disk raises OSError ENOSPC here)."""
+        out.write(chunk)
 
     def commit(self, received: Received) -> Path:
         """Move a received file to its content address (a no-op when the blob already exists)."""

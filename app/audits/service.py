@@ -15,6 +15,7 @@ from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
 from app.core.config import get_settings
+from app.core.errors import Conflict, Rejected, found
 from app.core.timeutil import utcnow
 from app.policies import service as policy_service
 from app.policies.schemas import GateReason, PolicyRead
@@ -26,7 +27,7 @@ from attacks.privacy.accounting import ClaimRejected, resolve_claim
 log = logging.getLogger(__name__)
 
 
-class SpecRejected(ValueError):
+class SpecRejected(Rejected):
     """The spec is well-formed but refers to something unusable (HTTP 422)."""
 
 
@@ -96,7 +97,13 @@ def _check_dataset(field: str, dataset: Artifact, spec: AuditSpec, target: Artif
 
 
 def _is_index(label: str, width: int) -> bool:
-    return label.isdigit() and int(label) < width
+    """A label written as a class number: ASCII digits only ("²" is a digit to str.isdigit),
+    and short enough that int() stays cheap (no class count has 19 digits)."""
+    return label.isascii() and label.isdigit() and len(label) <= 18 and int(label) < width
+
+
+class AlreadyEnded(Conflict):
+    """Cancelling an audit that has already ended (HTTP 409)."""
 
 
 def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) -> None:
@@ -258,6 +265,11 @@ def get(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit | None:
     )
 
 
+def get_or_404(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit:
+    """The tenant's audit, or NotFound (another tenant's audit looks missing)."""
+    return found(get(db_session=db_session, tenant=tenant, audit_id=audit_id), "audit", audit_id)
+
+
 # Orders a list can be sorted in; the id breaks ties so that pages never overlap.
 SORTS = {
     "newest": (Audit.created_at.desc(),),
@@ -309,7 +321,7 @@ def get_many(*, db_session: Session, tenant: Tenant, audit_ids: list[str]) -> li
 def cancel(*, db_session: Session, audit: Audit) -> Audit:
     """A queued audit ends now; a running one is flagged and its worker stops between steps."""
     if audit.state in FINAL_STATES:
-        raise SpecRejected(f"audit {audit.id} has already ended ({audit.state})")
+        raise AlreadyEnded(f"audit {audit.id} has already ended ({audit.state})")
     if audit.state == "queued":
         audit.state = "cancelled"
         audit.stage = "cancelled before a worker started it"
@@ -323,6 +335,19 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
 
 def get_report(*, db_session: Session, audit: Audit) -> Report | None:
     return db_session.get(Report, audit.id)
+
+
+def require_report(*, db_session: Session, audit: Audit) -> Report:
+    """The audit's stored report, or Conflict: there is none until the audit succeeds."""
+    report = get_report(db_session=db_session, audit=audit)
+    if report is None:
+        raise Conflict(
+            f"audit {audit.id} has no report: it is {audit.state}"
+            + (f" ({audit.error})" if audit.error else "")
+            + ("; poll the audit until it succeeds" if audit.state not in FINAL_STATES else ""),
+            title="No report yet",
+        )
+    return report
 
 
 def report_bodies(*, db_session: Session, audit_ids: list[str]) -> dict[str, dict]:
@@ -347,13 +372,27 @@ RECORD_COLUMNS = (
 )
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: record texts and labels come from uploads, so one
+    starting like a formula gets a leading apostrophe (numbers stay numbers)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def records_csv(report_body: dict) -> str:
     """Records at risk from a stored report, one CSV row each; text stays empty unless allowed."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in report_body.get("records_at_risk", []):
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in RECORD_COLUMNS})
+        writer.writerow({k: csv_cell(row.get(k)) for k in RECORD_COLUMNS})
     return out.getvalue()
 
 

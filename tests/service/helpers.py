@@ -48,3 +48,12 @@ def upload(client, auth, body: bytes, kind: str, filename: str):
     return client.post(
         "/v1/artifacts", params={"kind": kind, "filename": filename}, content=body, headers=auth
     )
+
+
+def dashboard_post(client, url: str, data: dict | None = None, **kwargs):
+    """POST a dashboard form as a browser would: with the page's CSRF token in the form."""
+    if "leakgate_csrf" not in client.cookies:
+        client.cookies.delete("leakgate_key")  # the login page renders only when logged out
+        assert client.get("/dashboard/login").status_code == 200
+    token = client.cookies["leakgate_csrf"]
+    return client.post(url, data={**(data or {}), "csrf_token": token}, **kwargs)

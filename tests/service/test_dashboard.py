@@ -16,6 +16,7 @@ from markupsafe import escape
 
 from app.dashboard.roc_svg import Curve, LogLogFrame, roc_svg, tick_label
 from tests.conftest import new_key
+from tests.service.helpers import dashboard_post
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 WORKER = "dashboard-test-worker"
@@ -29,7 +30,9 @@ def submit(client, auth, ids: dict[str, str], **extra) -> str:
 
 
 def login(client, key: str) -> None:
-    response = client.post("/dashboard/login", data={"api_key": key}, follow_redirects=False)
+    response = dashboard_post(
+        client, "/dashboard/login", data={"api_key": key}, follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/dashboard"
 
@@ -92,7 +95,9 @@ def store_success(audit_id: str, body: dict, *, verdict: str, auc: float, eps: f
 
 def test_bad_key_is_401_and_sets_no_cookie(client):
     for key in ("lg_not-a-key", ""):
-        response = client.post("/dashboard/login", data={"api_key": key}, follow_redirects=False)
+        response = dashboard_post(
+            client, "/dashboard/login", data={"api_key": key}, follow_redirects=False
+        )
         assert response.status_code == 401
         assert "set-cookie" not in response.headers
         assert 'name="api_key"' in response.text
@@ -100,7 +105,7 @@ def test_bad_key_is_401_and_sets_no_cookie(client):
     assert "leakgate_key" not in client.cookies
     assert (
         "Unknown or revoked API key"
-        in client.post("/dashboard/login", data={"api_key": "lg_not-a-key"}).text
+        in dashboard_post(client, "/dashboard/login", data={"api_key": "lg_not-a-key"}).text
     )
 
 
@@ -125,7 +130,9 @@ def test_pages_need_a_valid_cookie(client):
 
 def test_login_lists_api_audit_then_logout(client, auth, api_key, uploaded):
     audit_id = submit(client, auth, uploaded)
-    response = client.post("/dashboard/login", data={"api_key": api_key}, follow_redirects=False)
+    response = dashboard_post(
+        client, "/dashboard/login", data={"api_key": api_key}, follow_redirects=False
+    )
     assert response.status_code == 303 and response.headers["location"] == "/dashboard"
     cookie = response.headers["set-cookie"].lower()
     assert cookie.startswith("leakgate_key=")
@@ -146,7 +153,7 @@ def test_login_lists_api_audit_then_logout(client, auth, api_key, uploaded):
     by_verdict = client.get("/dashboard", params={"verdict": "violation"})
     assert audit_id not in by_verdict.text
 
-    response = client.post("/dashboard/logout", follow_redirects=False)
+    response = dashboard_post(client, "/dashboard/logout", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
     assert "leakgate_key" not in client.cookies
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
@@ -180,7 +187,7 @@ def test_other_tenants_audit_is_404(client, auth, uploaded):
         client.get(f"/dashboard/audits/{audit_id}"),
         client.get(f"/dashboard/audits/{audit_id}/report.json"),
         client.get(f"/dashboard/audits/{audit_id}/report.html"),
-        client.post(f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False),
+        dashboard_post(client, f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False),
         client.get("/dashboard/audits/no-such-audit"),
     ):
         assert response.status_code == 404
@@ -198,7 +205,9 @@ def test_cancel_from_dashboard(client, auth, api_key, uploaded):
     assert f'action="/dashboard/audits/{audit_id}/cancel"' in detail.text
     assert 'http-equiv="refresh"' in detail.text
 
-    response = client.post(f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False)
+    response = dashboard_post(
+        client, f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False
+    )
     assert response.status_code == 303
     assert response.headers["location"].startswith(f"/dashboard/audits/{audit_id}")
     assert client.get(f"/v1/audits/{audit_id}", headers=auth).json()["state"] == "cancelled"
@@ -206,7 +215,7 @@ def test_cancel_from_dashboard(client, auth, api_key, uploaded):
     detail = client.get(response.headers["location"])
     assert "Audit cancelled." in detail.text and "badge-cancelled" in detail.text
     assert "/cancel" not in detail.text and 'http-equiv="refresh"' not in detail.text
-    again = client.post(f"/dashboard/audits/{audit_id}/cancel")
+    again = dashboard_post(client, f"/dashboard/audits/{audit_id}/cancel")
     assert again.status_code == 200 and "already ended" in again.text
 
 
