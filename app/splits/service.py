@@ -25,6 +25,7 @@ from app.artifacts.models import Artifact
 from app.artifacts.schemas import ArtifactKind
 from app.artifacts.storage import Received, Storage
 from app.core.config import Settings
+from app.core.errors import Rejected, found
 from app.splits.models import AuditSplit
 from app.splits.schemas import AuditSplitCreate, AuditSplitRead
 from app.tenants.models import Tenant, new_id
@@ -33,7 +34,7 @@ from attacks.data import DatasetError, Record, read_records
 _SPACE = re.compile(r"\s+")
 
 
-class SplitRejected(ValueError):
+class SplitRejected(Rejected):
     """The request is well-formed but the candidates cannot be split (HTTP 422)."""
 
 
@@ -165,6 +166,11 @@ def get(*, db_session: Session, tenant: Tenant, split_id: str) -> AuditSplit | N
     return db_session.scalar(
         select(AuditSplit).where(AuditSplit.id == split_id, AuditSplit.tenant_id == tenant.id)
     )
+
+
+def get_or_404(*, db_session: Session, tenant: Tenant, split_id: str) -> AuditSplit:
+    row = get(db_session=db_session, tenant=tenant, split_id=split_id)
+    return found(row, "audit split", split_id)
 
 
 def to_read(row: AuditSplit) -> AuditSplitRead:
