@@ -25,7 +25,7 @@ def reset_caches() -> None:
     """Settings, engines and the Celery app are cached per process; tests switch between them."""
     from app.core.config import get_settings
     from app.core.db import engine_for
-    from workers.celery_app import get_celery
+    from app.core.queue import get_celery
 
     get_settings.cache_clear()
     engine_for.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.canaries import service as canary_service
 from app.canaries.models import CanarySet
-from attacks.canaries import CanaryOptions, measure_canaries
+from attacks.canaries.audit import CanaryOptions, measure_canaries
 from attacks.report import CanaryReport
 from workers.context import AuditContext
 

@@ -141,13 +141,15 @@ def worker(
         "LEAKGATE_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency))
     )
     from app.core.migrate import SchemaOutOfDate, check_schema
-    from workers.celery_app import celery_app
+    from app.core.queue import get_celery
 
     try:
         check_schema()
     except SchemaOutOfDate as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_FAILED) from exc
+    # The worker imports the task modules (`TASK_MODULES`) as it starts.
+    celery_app = get_celery()
     celery_app.worker_main(
         [
             "worker",

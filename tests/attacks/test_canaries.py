@@ -13,13 +13,8 @@ from transformers import (
 )
 
 from app.example.intent import INTENTS, make_intent_records, train_intent_classifier
-from attacks.canaries import (
-    CanaryOptions,
-    Template,
-    generate_canaries,
-    measure_canaries,
-    training_records,
-)
+from attacks.canaries import Template, generate_canaries, training_records
+from attacks.canaries.audit import CanaryOptions, measure_canaries
 from attacks.canaries.exposure import (
     EXTRAPOLATION_TOLERANCE_BITS,
     MIN_RESOLVED,
