@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.helpers import dataset_bytes, tiny_model_archive, upload
+from tests.utils.factories import dataset_bytes, tiny_model_archive, upload
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags verified on these machines (see NOTES.md, "Browser tests"); headless is Playwright's.

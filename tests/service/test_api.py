@@ -9,8 +9,7 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import new_key
-from tests.service.helpers import dataset_bytes, tar_with, upload
+from tests.utils.factories import dataset_bytes, new_key, tar_with, upload
 
 
 def spec_for(ids: dict[str, str], **extra) -> dict:
@@ -89,7 +88,7 @@ def test_oversize_upload_is_413_and_leaves_nothing(activate, monkeypatch):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from tests.conftest import reset_caches
+    from tests.utils.env import reset_caches
 
     monkeypatch.setenv("LEAKGATE_MAX_UPLOAD_BYTES", "1000")
     reset_caches()
@@ -274,7 +273,7 @@ def test_archive_limits(activate, monkeypatch, setting, value, entries, needle):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from tests.conftest import reset_caches
+    from tests.utils.env import reset_caches
 
     monkeypatch.setenv(setting, value)
     reset_caches()

@@ -49,7 +49,7 @@ def test_private_addresses_can_be_forbidden(client, auth, uploaded, monkeypatch)
 
 
 def test_deliveries_of_another_tenants_audit_are_404(client, auth, uploaded):
-    from tests.conftest import new_key
+    from tests.utils.factories import new_key
 
     audit = client.post("/v1/audits", json={"model": {"name": "x"}, **uploaded}, headers=auth)
     stranger = {"Authorization": f"Bearer {new_key()}"}

@@ -16,9 +16,9 @@ from app.example.intent import (
     read_jsonl,
     train_intent_classifier,
 )
-from tests.conftest import REDIS_URL, new_key, reset_caches
-from tests.service.helpers import jsonl, upload
-from tests.service.worker_process import api_client, worker_service
+from tests.utils.env import REDIS_URL, reset_caches
+from tests.utils.factories import jsonl, new_key, upload
+from tests.utils.worker import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 
