@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "opacus", "dp_accounting")
 
@@ -38,6 +40,7 @@ def test_attacks_imports_neither_app_nor_workers() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_api_process_does_not_import_torch() -> None:
     """A fresh interpreter: the test process itself has long imported torch."""
     code = (

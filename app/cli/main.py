@@ -503,7 +503,11 @@ def run() -> None:
     except typer.Abort:
         sys.exit(130)
     except typer.exceptions.TyperException as exc:  # typer's click: usage and parameter errors
-        exc.show()
+        show = getattr(exc, "show", None)  # click's exceptions print usage and the error
+        if callable(show):
+            show()
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -8,6 +8,7 @@ smallest of them is the tightest statement the parameters support.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -100,4 +101,4 @@ def tightest(accounted: list[AccountedEpsilon], kind: Accountant | None = None) 
     ]
     if not usable:
         raise ValueError("no accountant could compute epsilon for these DP-SGD parameters")
-    return min(usable, key=lambda a: a.epsilon)  # type: ignore[arg-type, return-value]
+    return min(usable, key=lambda a: a.epsilon if a.epsilon is not None else math.inf)

@@ -66,7 +66,7 @@ def tagged(tmp_path_factory):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     return CanaryModel(model, "token-classification"), canaries, tokens
 
 

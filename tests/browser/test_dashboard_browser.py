@@ -11,7 +11,11 @@ from tests.utils.audits import advance, build_report, claim, succeed
 from tests.utils.factories import new_key
 
 # The browser adds nothing a second backend would check: PostgreSQL, as in production.
-pytestmark = [pytest.mark.parametrize("backend", ["postgres"], indirect=True), needs_chromium]
+pytestmark = [
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+    needs_chromium,
+    pytest.mark.slow,  # a browser and a live server
+]
 
 
 def submit(api, uploaded: dict[str, str], name: str, version: str, **extra) -> str:
