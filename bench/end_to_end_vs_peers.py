@@ -492,7 +492,7 @@ def _import_privacy_meter() -> tuple[types.SimpleNamespace, list[str]]:
         if name not in sys.modules and importlib.util.find_spec(name) is None:
             stub = types.ModuleType(name)
             stub.__spec__ = importlib.util.spec_from_loader(name, loader=None)
-            stub.GradSampleModule = None  # type: ignore[attr-defined]  # what opacus gives
+            stub.__dict__["GradSampleModule"] = None  # what opacus gives
             sys.modules[name] = stub
             stubbed.append(name)
     try:
