@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tests.browser.conftest import needs_chromium, screenshot
 from tests.utils.audits import advance, build_report, claim, succeed
+from tests.utils.browser import needs_chromium, screenshot
 from tests.utils.factories import new_key
 
 # The browser adds nothing a second backend would check: PostgreSQL, as in production.
