@@ -7,7 +7,8 @@ the end); Redis tests use a queue name of their own per run.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -56,6 +57,14 @@ def activate(backend: Backend) -> Backend:
     os.environ.update(backend.env)
     reset_caches()
     return backend
+
+
+@pytest.fixture
+def set_env() -> Iterator[Callable[..., None]]:
+    """`set_env(NAME=value, OTHER=None)`: set (None: unset) variables for this test, with the
+    cached settings, engines and Celery app following; all put back after the test."""
+    with ExitStack() as stack:
+        yield lambda **values: stack.enter_context(environ(values))
 
 
 @pytest.fixture
