@@ -135,7 +135,6 @@ def train_private(
                 optimizer.zero_grad()
                 step(model, batch).backward()
                 optimizer.step()
-        # safe: torch Module.eval() (inference mode), not Python eval
         return model.eval(), DPClaim(epsilon=setting.epsilon, delta=DELTA)
     sigma = 0.0
     if setting.kind != "no-noise":
@@ -171,7 +170,7 @@ def train_private(
             delta=DELTA,
             dp_sgd=DPSGDParameters(noise_multiplier=sigma, sample_rate=claimed_rate, steps=steps),
         )
-    return module._module.eval(), claim  # safe: torch Module.eval(), not Python eval
+    return module._module.eval(), claim
 
 
 def run_digits(setting: Setting, seed: int) -> dict[str, Any]:

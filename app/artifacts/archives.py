@@ -122,8 +122,8 @@ def _iter_members(path: Path, kind: str) -> Iterator[tuple[str, int, bool, bool,
                     yield info.filename, info.file_size, not is_dir and not special, is_dir, info
         else:
             with tarfile.open(path, "r:*") as tf:
-                for info in tf:
-                    yield info.name, info.size, info.isreg(), info.isdir(), info
+                for member in tf:
+                    yield member.name, member.size, member.isreg(), member.isdir(), member
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ArtifactRejected(f"archive is corrupt or truncated: {exc}") from exc
 
@@ -139,14 +139,16 @@ def _strip_common_folder(entries: list[Entry]) -> list[Entry]:
 @contextmanager
 def _open_member(archive: Path, kind: str, entry: Entry) -> Iterator[IO[bytes]]:
     if kind == "zip":
-        with zipfile.ZipFile(archive) as zf, zf.open(entry.source) as fh:  # type: ignore[arg-type]
+        assert isinstance(entry.source, zipfile.ZipInfo)
+        with zipfile.ZipFile(archive) as zf, zf.open(entry.source) as fh:
             yield fh
     else:
         with tarfile.open(archive, "r:*") as tf:
-            fh = tf.extractfile(entry.source)  # type: ignore[arg-type]
-            assert fh is not None
-            with fh:
-                yield fh
+            assert isinstance(entry.source, tarfile.TarInfo)
+            extracted = tf.extractfile(entry.source)
+            assert extracted is not None
+            with extracted:
+                yield extracted
 
 
 # What a damaged archive raises while its data is read: bad deflate or gzip data, a CRC or

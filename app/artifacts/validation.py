@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from safetensors import safe_open
 
@@ -100,7 +100,7 @@ def inspect_dataset(path: Path, filename: str, *, max_records: int) -> dict[str,
     }
 
 
-def dataset_format(filename: str) -> str:
+def dataset_format(filename: str) -> Literal["jsonl", "csv"]:
     lower = filename.lower()
     if lower.endswith(".jsonl"):
         return "jsonl"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,11 @@ class AuditCancelled(Exception):
 
 class LostClaim(Exception):
     """Another worker took the audit over (ours was presumed dead); stop without writing."""
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched: the guard of every transition (DML gives a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int) -> bool:
@@ -56,7 +62,7 @@ def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int
         )
     )
     db_session.commit()
-    return result.rowcount == 1
+    return _rowcount(result) == 1
 
 
 def report_progress(
@@ -69,7 +75,7 @@ def report_progress(
         .values(progress=max(0.0, min(1.0, progress)), stage=stage, heartbeat_at=utcnow())
     )
     db_session.commit()
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         raise LostClaim(audit_id)
     cancel = db_session.scalar(select(Audit.cancel_requested).where(Audit.id == audit_id))
     if cancel:
@@ -111,7 +117,7 @@ def succeed(
             finished_at=utcnow(),
         )
     )
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         db_session.rollback()
         return False
     db_session.add(Report(audit_id=audit_id, schema_version=schema_version, body=report_body))
@@ -140,4 +146,4 @@ def end(
         )
     )
     db_session.commit()
-    return result.rowcount == 1
+    return _rowcount(result) == 1

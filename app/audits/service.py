@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -118,7 +119,7 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
         datasets["population"] = spec.population
     if spec.evaluation is not None:
         datasets["evaluation"] = spec.evaluation
-    widths = set()
+    widths: set[Any] = set()
     for field, artifact_id in datasets.items():
         dataset = _artifact(db_session, tenant, field, artifact_id, "dataset")
         _check_dataset(field, dataset, spec, target)
@@ -401,7 +402,7 @@ def to_read(audit: Audit) -> AuditRead:
         id=audit.id,
         model=ModelRef(name=audit.model_name, version=audit.model_version),
         task=audit.task,
-        state=audit.state,  # type: ignore[arg-type]
+        state=audit.state,
         progress=audit.progress,
         stage=audit.stage,
         error=audit.error,
@@ -412,7 +413,7 @@ def to_read(audit: Audit) -> AuditRead:
         membership_source=audit.spec.get("membership_source") or "pipeline",
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
-        gate=audit.gate,  # type: ignore[arg-type]
+        gate=audit.gate,
         gate_reasons=[GateReason.model_validate(r) for r in audit.gate_reasons or []],
         policy=PolicyRead.model_validate(audit.policy) if audit.policy else None,
         created_at=audit.created_at,

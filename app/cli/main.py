@@ -148,13 +148,15 @@ def worker(
         "LEAKGATE_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency))
     )
     from app.core.migrate import SchemaOutOfDate, check_schema
-    from workers.celery_app import celery_app
+    from app.core.queue import get_celery
 
     try:
         check_schema()
     except SchemaOutOfDate as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_FAILED) from exc
+    # The worker imports the task modules (`TASK_MODULES`) as it starts.
+    celery_app = get_celery()
     celery_app.worker_main(
         [
             "worker",
@@ -590,7 +592,11 @@ def run() -> None:
     except typer.Abort:
         sys.exit(130)
     except typer.exceptions.TyperException as exc:  # typer's click: usage and parameter errors
-        exc.show()
+        show = getattr(exc, "show", None)  # click's exceptions print usage and the error
+        if callable(show):
+            show()
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -29,7 +29,7 @@ def evaluate(
         reasons.append(_max_tpr(report, rules.max_tpr_at_0_1pct_fpr))
     if rules.max_epsilon_lower_bound is not None:
         reasons.append(_max_epsilon(report, rules.max_epsilon_lower_bound))
-    gate = "fail" if any(r.status == "fail" for r in reasons) else "pass"
+    gate: Literal["pass", "fail"] = "fail" if any(r.status == "fail" for r in reasons) else "pass"
     return gate, reasons
 
 
@@ -150,7 +150,9 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
     attack, point = max(points, key=lambda ap: ap[1]["tpr"])
     tpr, resolved = point["tpr"], point["resolved"]
     over = tpr > limit
-    status = "fail" if over else ("pass" if resolved else "not_measured")
+    status: Literal["pass", "fail", "not_measured"] = (
+        "fail" if over else ("pass" if resolved else "not_measured")
+    )
     sample = f"{attack['n_members']}+{attack['n_non_members']} records"
     if resolved:
         note = ""

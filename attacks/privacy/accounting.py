@@ -9,6 +9,7 @@ smallest of them is the tightest statement the parameters support.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -119,7 +120,7 @@ def tightest(accounted: list[AccountedEpsilon], kind: Accountant | None = None) 
     ]
     if not usable:
         raise ValueError("no accountant could compute epsilon for these DP-SGD parameters")
-    return min(usable, key=lambda a: a.epsilon)  # type: ignore[arg-type, return-value]
+    return min(usable, key=lambda a: a.epsilon if a.epsilon is not None else math.inf)
 
 
 def accounting_cache_info() -> dict[str, int]:

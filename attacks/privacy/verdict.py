@@ -7,6 +7,8 @@ the stated confidence and their maximum may be compared with the claim.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from attacks.report import DPClaim, EpsilonBound, Verdict, best_epsilon_bound
 
 # Relative slack when checking that the bound used (at least) the claim's delta.
@@ -67,6 +69,7 @@ def decide(claim: DPClaim | None, bounds: list[EpsilonBound]) -> Verdict:
             f"; note the DP-SGD parameters give epsilon = {claim.accounted_epsilon:.3g} "
             f"({claim.accountant}), more than declared"
         )
+    status: Literal["consistent", "violation"]
     if best is None:
         status = "consistent"
         explanation = f"No attack produced an epsilon lower bound, so the claim {claimed} stands."

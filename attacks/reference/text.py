@@ -13,7 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from attacks.reference.training import (
     Batch,
@@ -36,9 +41,9 @@ class SequenceLogits(nn.Module):
     """A sequence classifier as (input_ids, attention_mask) -> logits, the padding mask in
     `mask_mode` form, so K copies can be stacked and called through `functional_call`."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
-        self.model = model
+        self.model: PreTrainedModel = model
         self.mask_mode = "2d"
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -81,7 +86,10 @@ class ReferenceTextClassifiers(StackedModels):
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
             raise TypeError("texts must be strings")
-        num_labels = int(self.template.model.config.num_labels)
+        assert isinstance(self.template, SequenceLogits)
+        num_labels = self.template.model.config.num_labels
+        if num_labels is None:
+            raise ValueError("the target's config gives no number of labels")
         out = np.empty((self.n_models, len(texts), num_labels), dtype=np.float32)
         if not texts:
             return out
@@ -159,6 +167,7 @@ def train_reference_text_classifiers(
                 copy.deepcopy(target_config), attn_implementation="eager"
             )
         else:
+            assert base_dir is not None  # checked above
             model = AutoModelForSequenceClassification.from_pretrained(
                 base_dir,
                 local_files_only=True,
@@ -236,7 +245,7 @@ def _vmappable_mask_mode(
     picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
     (ids, mask), _ = make_batch(np.tile(np.unique(picks), (k, 1)))
     for model in models:
-        model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+        model.eval()
     params, buffers = stack_module_state(models)
     template = models[0]
     reasons = []

@@ -26,5 +26,5 @@ def load_local(auto_class: Any, path: Path, device: str | None) -> tuple[Any, An
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
     model.to(device)
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     return model, tokenizer, device

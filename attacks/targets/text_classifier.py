@@ -50,7 +50,7 @@ class TextClassifier:
             n_parameters=self.n_parameters,
         )
 
-    def label_ids(self, labels: Sequence[str | int]) -> np.ndarray:
+    def label_ids(self, labels: Sequence[str | int | None]) -> np.ndarray:
         """Class indices for dataset labels: names via the model's label2id, or indices.
 
         A decimal string such as "2" is taken as an index only when the model has the

@@ -10,8 +10,7 @@ import pytest
 
 from app.splits.service import coin_key, draw_membership
 from attacks.data import Record
-from tests.conftest import new_key
-from tests.service.helpers import LABELS, TEXTS, jsonl, upload
+from tests.utils.factories import LABELS, TEXTS, jsonl, new_key, upload
 
 
 def candidates(n: int = 200) -> list[dict]:

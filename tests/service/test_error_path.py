@@ -11,8 +11,8 @@ import zipfile
 
 import pytest
 
-from tests.conftest import reset_caches
-from tests.service.helpers import dataset_bytes, jsonl, upload
+from tests.utils.env import reset_caches
+from tests.utils.factories import dataset_bytes, jsonl, upload
 
 SPEC_IDS = {"target": "t", "members": "m", "non_members": "n"}
 
@@ -247,7 +247,7 @@ def test_unexpected_error_is_a_logged_json_500_without_traceback(activate, caplo
 
 
 def test_dashboard_errors_are_html_pages(client, api_key):
-    from tests.service.helpers import dashboard_post
+    from tests.utils.dashboard import dashboard_post
 
     assert_error_body(client.get("/dashboard/progress", params={"id": "x"}), 401, "log in")
     assert dashboard_post(client, "/dashboard/login", data={"api_key": api_key}).status_code == 200

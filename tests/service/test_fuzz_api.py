@@ -22,7 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import Backend, backend_env, new_key, reset_caches
+from tests.utils.env import Backend, backend_env, reset_caches
+from tests.utils.factories import new_key
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,8 @@ import pytest
 
 from app.policies.gate import evaluate
 from app.policies.schemas import PolicyRules
-from tests.conftest import new_key
-
-WORKER = "test-worker"
+from tests.utils.audits import claim_and_succeed
+from tests.utils.factories import new_key
 
 
 def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 1.0):
@@ -49,25 +48,6 @@ def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim:
         library_versions={},
         created_at=utcnow(),
     ).model_dump(mode="json")
-
-
-def finish(audit_id: str, body: dict) -> None:
-    """Claim and succeed the audit through the guarded state machine, as a worker does."""
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
-    with session_scope() as db_session:
-        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
-        assert lifecycle.succeed(
-            db_session,
-            audit_id,
-            worker=WORKER,
-            report_body=body,
-            schema_version=1,
-            verdict=body["verdict"]["status"],
-            auc=max(a["auc"] for a in body["attacks"]),
-            epsilon_lower_bound=body["epsilon_lower_bound"]["value"],
-        )
 
 
 def submit(client, auth, ids: dict[str, str], name: str, **extra) -> str:
@@ -136,7 +116,7 @@ def test_gate_by_model_override_and_the_snapshot_survives_edits(client, auth, up
     lenient = submit(client, auth, uploaded, "lenient")
     strict = submit(client, auth, uploaded, "strict")
     for audit_id in (lenient, strict):
-        finish(audit_id, body)
+        claim_and_succeed(audit_id, body)
 
     passed = client.get(f"/v1/audits/{lenient}", headers=auth).json()
     assert passed["gate"] == "pass"
@@ -164,8 +144,8 @@ def test_gate_by_model_override_and_the_snapshot_survives_edits(client, auth, up
 
 def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploaded):
     leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
-    finish(leaky, build_report(shift=3.0, claim=0.1))
-    finish(fine, build_report(shift=3.0, claim=50.0))
+    claim_and_succeed(leaky, build_report(shift=3.0, claim=0.1))
+    claim_and_succeed(fine, build_report(shift=3.0, claim=50.0))
     leaky_read = client.get(f"/v1/audits/{leaky}", headers=auth).json()
     assert (leaky_read["verdict"], leaky_read["gate"]) == ("violation", "fail")
     assert leaky_read["policy"]["scope"] == "built-in"
@@ -186,8 +166,8 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
 def test_audits_list_filters_by_gate(client, auth, uploaded):
     leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
     queued = submit(client, auth, uploaded, "a")
-    finish(leaky, build_report(shift=3.0, claim=0.1))
-    finish(fine, build_report(shift=3.0, claim=50.0))
+    claim_and_succeed(leaky, build_report(shift=3.0, claim=0.1))
+    claim_and_succeed(fine, build_report(shift=3.0, claim=50.0))
 
     def listed(**params) -> tuple[set[str], int]:
         page = client.get("/v1/audits", params=params, headers=auth)
@@ -212,7 +192,7 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     audit_id = submit(client, auth, uploaded, "formats")
     assert client.get(f"/v1/audits/{audit_id}/report?format=junit", headers=auth).status_code == 409
     body = build_report(shift=2.0, claim=50.0)
-    finish(audit_id, body)
+    claim_and_succeed(audit_id, body)
     audit = client.get(f"/v1/audits/{audit_id}", headers=auth).json()
     failed = {r["rule"] for r in audit["gate_reasons"] if r["status"] == "fail"}
     assert failed == {"max_auc", "max_epsilon_lower_bound"}
@@ -362,7 +342,7 @@ def test_inconclusive_audits_are_gated_by_the_stored_policy(client, auth, upload
         submit(client, auth, uploaded, "lenient"),
     )
     for audit_id in (closed, lenient):
-        finish(audit_id, inconclusive(build_report(shift=0.0, claim=50.0)))
+        claim_and_succeed(audit_id, inconclusive(build_report(shift=0.0, claim=50.0)))
     closed_read = client.get(f"/v1/audits/{closed}", headers=auth).json()
     assert (closed_read["verdict"], closed_read["gate"]) == ("inconclusive", "fail")
     assert closed_read["policy"]["rules"]["inconclusive"] == "fail"  # the built-in default

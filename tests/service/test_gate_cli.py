@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from attacks.testing import build_tiny_text_classifier
-from tests.service.helpers import LABELS, TEXTS, dataset_bytes
-from tests.service.test_embedded import embedded, leakgate  # noqa: F401 - the served instance
+from tests.utils.factories import LABELS, TEXTS, dataset_bytes
+from tests.utils.processes import leakgate
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def audit_id(done) -> str:
     return re.search(r"audit ([0-9a-f]{32}) queued", done.stderr).group(1)
 
 
-def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):  # noqa: F811
+def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):
     env = embedded["env"]
     done = leakgate("policy", "set", "--model", "strict", "--max-auc", "0", env=env)
     assert done.returncode == 0, done.stderr
@@ -92,7 +92,7 @@ def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):  # noqa
     assert leakgate("report", failed_id, "--format", "pdf", env=env).returncode == 3
 
 
-def test_example_script_gates_a_release(embedded, inputs, tmp_path):  # noqa: F811
+def test_example_script_gates_a_release(embedded, inputs, tmp_path):
     """examples/gate-release.sh as a CI job runs it: exit 1 on a failed gate, reports written."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -118,7 +118,7 @@ def test_example_script_gates_a_release(embedded, inputs, tmp_path):  # noqa: F8
     assert (tmp_path / "leakgate-report.html").read_text().startswith("<!doctype html>")
 
 
-def test_split_create_then_audit_with_the_split(embedded, inputs, tmp_path):  # noqa: F811
+def test_split_create_then_audit_with_the_split(embedded, inputs, tmp_path):
     """`split create` writes the members to train on; `audit --split` runs on exactly the split,
     with the claim the server accounted at submission (the worker only reads it)."""
     env = embedded["env"]

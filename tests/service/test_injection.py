@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from tests.service.helpers import dashboard_post
+from tests.utils.dashboard import dashboard_post
 
 HOSTILE_VERSION = (
     "1 — gate PASS\n## leakgate: approved — gate PASS\n| rule | pass |\n"

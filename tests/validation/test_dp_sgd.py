@@ -9,6 +9,7 @@ without DP leaks more (so the attack is not simply blind).
 from __future__ import annotations
 
 import numpy as np
+import opacus
 import pytest
 import torch
 from sklearn.datasets import load_digits
@@ -22,7 +23,6 @@ from attacks.privacy.verdict import decide
 from attacks.report import DPClaim, DPSGDParameters, best_epsilon_bound
 from attacks.signals import classifier_signals
 
-opacus = pytest.importorskip("opacus")
 pytestmark = pytest.mark.slow
 
 DELTA = 1e-5

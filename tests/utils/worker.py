@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import backend_env, reset_caches
+from tests.utils.env import backend_env, environ, reset_caches
 
 
 @contextmanager
@@ -21,27 +21,19 @@ def worker_service(
 ) -> Iterator[dict[str, str]]:
     """Point the settings at the schema, migrate it, run a worker; restore everything after."""
     env = {**backend_env("postgres", home, pg_schema), **(extra_env or {})}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    from app.core.migrate import upgrade
+    with environ(env):
+        from app.core.migrate import upgrade
 
-    upgrade()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--loglevel", "WARNING"],
-        env=os.environ.copy(),
-    )
-    try:
-        yield env
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_caches()
+        upgrade()
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--loglevel", "WARNING"],
+            env=os.environ.copy(),
+        )
+        try:
+            yield env
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
 
 
 @contextmanager
