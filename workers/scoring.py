@@ -38,6 +38,8 @@ class SignalSet:
 
 
 def _audited(ctx: AuditContext) -> tuple[list[Record], int]:
+    # The submit service resolves an audit split into both artifacts before queuing.
+    assert ctx.spec.members is not None and ctx.spec.non_members is not None
     members = ctx.records(ctx.spec.members)
     non_members = ctx.records(ctx.spec.non_members)
     return members + non_members, len(members)

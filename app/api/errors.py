@@ -110,7 +110,8 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
             title="Invalid request",
             errors=[ErrorItem(loc=["body"], msg=str(exc.detail), type="body_unreadable")],
         )
-    return _answer(request, exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return _answer(request, exc.status_code, str(exc.detail), headers=headers)
 
 
 def _loc(raw: Any) -> list[str | int]:
