@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.artifacts import archives
@@ -12,10 +15,13 @@ from app.artifacts.errors import ArtifactRejected
 from app.artifacts.models import Artifact
 from app.artifacts.schemas import ArtifactKind
 from app.artifacts.storage import Received, Storage
-from app.artifacts.validation import inspect_dataset, inspect_model_folder
+from app.artifacts.validation import inspect_dataset, inspect_model_folder_budgeted
 from app.core.config import Settings
 from app.tenants.models import Tenant
 
+INSPECTED_MARK = ".leakgate-inspected.json"
+"""Written into a model's cache folder once it passed inspection, so an identical upload
+(same SHA-256) is not inspected again while its cache exists."""
 SAFE_FILENAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -33,9 +39,18 @@ def validate_received(
 ) -> dict:
     """Run the kind's checks on the temporary file; a model is unpacked once, into its cache."""
     if kind is ArtifactKind.dataset:
-        return inspect_dataset(received.path, filename, max_records=settings.max_dataset_records)
+        return inspect_dataset(
+            received.path,
+            filename,
+            max_records=settings.max_dataset_records,
+            max_record_chars=settings.max_record_chars,
+            max_labels=settings.max_labels,
+        )
     if filename.lower().endswith(tuple(archives.PICKLE_SUFFIXES)):
         raise ArtifactRejected(f"{filename} is pickled weights: {archives.PICKLE_HINT}")
+    cached = _inspected_meta(storage.model_dir(received.sha256))
+    if cached is not None:
+        return cached
     work = storage.new_tmp_path("-model")
     try:
         archives.extract(
@@ -43,12 +58,63 @@ def validate_received(
             work,
             max_entries=settings.max_archive_entries,
             max_unpacked_bytes=settings.max_archive_unpacked_bytes,
+            max_file_bytes=settings.max_archive_file_bytes,
+            reserve_bytes=settings.storage_reserve_bytes,
         )
-        meta = inspect_model_folder(work)
-        archives.copy_tree_atomically(work, storage.model_dir(received.sha256))
+        meta = inspect_model_folder_budgeted(
+            work,
+            max_config_bytes=settings.max_config_bytes,
+            max_labels=settings.max_labels,
+            memory_bytes=settings.inspect_memory_bytes,
+            timeout_s=settings.inspect_timeout_s,
+        )
+        (work / INSPECTED_MARK).write_text(json.dumps(meta), encoding="utf-8")
+        dest = storage.model_dir(received.sha256)
+        if dest.exists() and _inspected_meta(dest) is None:
+            shutil.rmtree(dest, ignore_errors=True)  # unpacked by a worker, never inspected
+        archives.copy_tree_atomically(work, dest)
         return meta
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _inspected_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / INSPECTED_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def tenant_usage(*, db_session: Session, tenant: Tenant) -> int:
+    """Bytes of distinct uploads a tenant stores (a blob uploaded twice counts once)."""
+    distinct = (
+        select(Artifact.sha256, Artifact.size_bytes)
+        .where(Artifact.tenant_id == tenant.id)
+        .distinct()
+        .subquery()
+    )
+    return int(db_session.scalar(select(func.coalesce(func.sum(distinct.c.size_bytes), 0))) or 0)
+
+
+def upload_limit(*, db_session: Session, settings: Settings, tenant: Tenant) -> tuple[int, str]:
+    """The most bytes this upload may have, and the message when it has more.
+
+    The per-tenant quota gives 413 like the upload limit: both are limits on what the client
+    sends, not a fault of the server (a full volume is 507).
+    """
+    limit = settings.max_upload_bytes
+    reason = f"upload exceeds the limit of {limit} bytes"
+    if settings.tenant_quota_bytes:
+        used = tenant_usage(db_session=db_session, tenant=tenant)
+        room = max(settings.tenant_quota_bytes - used, 0)
+        if room < limit:
+            limit = room
+            reason = (
+                f"upload exceeds this tenant's storage quota: {used} of "
+                f"{settings.tenant_quota_bytes} bytes are used (LEAKGATE_TENANT_QUOTA_BYTES); "
+                "ask the operator to remove old artifacts (leakgate gc) or raise the quota"
+            )
+    return limit, reason
 
 
 def create(

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
 from app.artifacts import service
-from app.artifacts.errors import ArtifactRejected, UploadTooLarge
+from app.artifacts.errors import ArtifactRejected, StorageFull, UploadTimedOut, UploadTooLarge
 from app.artifacts.schemas import ArtifactKind, ArtifactRead
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
@@ -38,15 +38,24 @@ async def upload_artifact(
     filename: Annotated[str, Query(description="original file name; its suffix gives the format")],
 ) -> ArtifactRead:
     """Upload a model archive (.tar.gz/.zip of a save_pretrained folder) or a dataset."""
+    limit, limit_reason = await run_in_threadpool(
+        service.upload_limit, db_session=db_session, settings=settings, tenant=tenant
+    )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
+    if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"upload of {declared} bytes exceeds the limit of {settings.max_upload_bytes} bytes",
+            status.HTTP_413_CONTENT_TOO_LARGE, f"{limit_reason} (declared: {declared} bytes)"
         )
     try:
         name = service.clean_filename(filename)
-        received = await storage.receive(request.stream(), limit=settings.max_upload_bytes)
+        received = await storage.receive(
+            request.stream(),
+            limit=limit,
+            limit_reason=limit_reason,
+            idle_timeout_s=settings.upload_idle_timeout_s,
+            total_timeout_s=settings.upload_timeout_s,
+            reserve_bytes=settings.storage_reserve_bytes,
+        )
         artifact = await run_in_threadpool(
             service.create,
             db_session=db_session,
@@ -59,6 +68,12 @@ async def upload_artifact(
         )
     except UploadTooLarge as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
+    except UploadTimedOut as exc:
+        raise HTTPException(
+            status.HTTP_408_REQUEST_TIMEOUT, str(exc), headers={"Connection": "close"}
+        ) from exc
+    except StorageFull as exc:
+        raise HTTPException(status.HTTP_507_INSUFFICIENT_STORAGE, str(exc)) from exc
     except ArtifactRejected as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     return ArtifactRead.model_validate(artifact)
