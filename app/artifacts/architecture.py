@@ -68,16 +68,16 @@ def mismatches(
     """(missing, unexpected, mis-shaped) tensor descriptions; all empty when the weights fit."""
     shapes, tied, model = expected_tensors(model_class, hf_config)
     prefix = getattr(model, "base_model_prefix", "") or ""
-    if (
-        prefix
-        and any(name.startswith(prefix + ".") for name in shapes)
-        and not any(name.startswith(prefix + ".") for name in stored)
-    ):
+    original = {name: name for name in stored}
+    if prefix and not any(name.startswith(prefix + ".") for name in stored):
         # A checkpoint saved from the base model: transformers adds the prefix when loading.
-        stored = {
-            (name if name.split(".")[0] in _heads(shapes, prefix) else f"{prefix}.{name}"): shape
-            for name, shape in stored.items()
+        heads = _heads(shapes, prefix)
+        renamed = {
+            (name if name.split(".")[0] in heads else f"{prefix}.{name}"): name for name in stored
         }
+        if len(shapes.keys() & renamed.keys()) > len(shapes.keys() & stored.keys()):
+            original = renamed
+            stored = {new: stored[old] for new, old in renamed.items()}
     ignore_missing = [
         re.compile(p) for p in getattr(model, "_keys_to_ignore_on_load_missing", None) or []
     ]
@@ -93,7 +93,7 @@ def mismatches(
         and not any(p.search(name) for p in ignore_missing)
     )
     unexpected = sorted(
-        name
+        original[name]
         for name in stored
         if name not in shapes and not any(p.search(name) for p in ignore_unexpected)
     )
