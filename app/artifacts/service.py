@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.artifacts import archives
-from app.artifacts.errors import ArtifactRejected
+from app.artifacts.errors import ArtifactRejected, UploadTooLarge
 from app.artifacts.models import Artifact
 from app.artifacts.schemas import ArtifactKind
 from app.artifacts.storage import Received, Storage
@@ -96,25 +96,32 @@ def tenant_usage(*, db_session: Session, tenant: Tenant) -> int:
     return int(db_session.scalar(select(func.coalesce(func.sum(distinct.c.size_bytes), 0))) or 0)
 
 
-def upload_limit(*, db_session: Session, settings: Settings, tenant: Tenant) -> tuple[int, str]:
-    """The most bytes this upload may have, and the message when it has more.
+def check_quota(
+    *, db_session: Session, settings: Settings, tenant: Tenant, received: Received
+) -> None:
+    """Refuse an upload that would take the tenant past its storage quota (413, like the
+    upload limit: both limit what a client sends; a full volume is the server's 507).
 
-    The per-tenant quota gives 413 like the upload limit: both are limits on what the client
-    sends, not a fault of the server (a full volume is 507).
+    Checked once the body is in (bounded by the upload limit), because a blob the tenant
+    already stores costs nothing more and only its hash tells.
     """
-    limit = settings.max_upload_bytes
-    reason = f"upload exceeds the limit of {limit} bytes"
-    if settings.tenant_quota_bytes:
-        used = tenant_usage(db_session=db_session, tenant=tenant)
-        room = max(settings.tenant_quota_bytes - used, 0)
-        if room < limit:
-            limit = room
-            reason = (
-                f"upload exceeds this tenant's storage quota: {used} of "
-                f"{settings.tenant_quota_bytes} bytes are used (LEAKGATE_TENANT_QUOTA_BYTES); "
-                "ask the operator to remove old artifacts (leakgate gc) or raise the quota"
-            )
-    return limit, reason
+    quota = settings.tenant_quota_bytes
+    if not quota:
+        return
+    already = db_session.scalar(
+        select(Artifact.id).where(
+            Artifact.tenant_id == tenant.id, Artifact.sha256 == received.sha256
+        )
+    )
+    if already is not None:
+        return
+    used = tenant_usage(db_session=db_session, tenant=tenant)
+    if used + received.size > quota:
+        raise UploadTooLarge(
+            f"upload of {received.size} bytes exceeds this tenant's storage quota: {used} of "
+            f"{quota} bytes are used (LEAKGATE_TENANT_QUOTA_BYTES); ask the operator to remove "
+            "old artifacts (leakgate gc) or raise the quota"
+        )
 
 
 def create(
@@ -128,6 +135,7 @@ def create(
     received: Received,
 ) -> Artifact:
     try:
+        check_quota(db_session=db_session, settings=settings, tenant=tenant, received=received)
         meta = validate_received(
             storage=storage, settings=settings, kind=kind, filename=filename, received=received
         )

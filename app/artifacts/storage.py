@@ -52,14 +52,13 @@ class Storage:
         chunks: AsyncIterator[bytes],
         *,
         limit: int,
-        limit_reason: str | None = None,
         idle_timeout_s: float | None = None,
         total_timeout_s: float | None = None,
         reserve_bytes: int | None = None,
     ) -> Received:
         """Stream chunks to a temporary file, hashing and counting; on any refusal, delete it.
 
-        Over `limit` bytes: UploadTooLarge (with `limit_reason` saying which limit). No chunk
+        Over `limit` bytes: UploadTooLarge. No chunk
         for `idle_timeout_s`, or not done after `total_timeout_s`: UploadTimedOut. Free space
         below `reserve_bytes` (checked every 64 MiB): StorageFull.
         """
@@ -77,9 +76,7 @@ class Storage:
                         break
                     size += len(chunk)
                     if size > limit:
-                        raise UploadTooLarge(
-                            limit_reason or f"upload exceeds the limit of {limit} bytes"
-                        )
+                        raise UploadTooLarge(f"upload exceeds the limit of {limit} bytes")
                     if reserve_bytes is not None and size >= next_space_check:
                         archives.check_free_space(self.tmp, len(chunk), reserve_bytes)
                         next_space_check = size + (64 << 20)

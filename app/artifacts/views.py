@@ -38,20 +38,17 @@ async def upload_artifact(
     filename: Annotated[str, Query(description="original file name; its suffix gives the format")],
 ) -> ArtifactRead:
     """Upload a model archive (.tar.gz/.zip of a save_pretrained folder) or a dataset."""
-    limit, limit_reason = await run_in_threadpool(
-        service.upload_limit, db_session=db_session, settings=settings, tenant=tenant
-    )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"{limit_reason} (declared: {declared} bytes)"
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"upload of {declared} bytes exceeds the limit of {settings.max_upload_bytes} bytes",
         )
     try:
         name = service.clean_filename(filename)
         received = await storage.receive(
             request.stream(),
-            limit=limit,
-            limit_reason=limit_reason,
+            limit=settings.max_upload_bytes,
             idle_timeout_s=settings.upload_idle_timeout_s,
             total_timeout_s=settings.upload_timeout_s,
             reserve_bytes=settings.storage_reserve_bytes,
