@@ -117,8 +117,8 @@ def check_weights_match(hf_config: Any, stored: Shapes) -> None:
         name = getattr(model_class, "__name__", str(model_class))
         try:
             missing, unexpected, misshaped = mismatches(model_class, hf_config, stored)
-        except MemoryError:
-            raise
+        except (MemoryError, SystemError) as exc:  # C code out of memory may say either
+            raise MemoryError(str(exc)) from exc
         except Exception as exc:  # the config's values do not build this class
             build_errors.append(f"config.json does not build a {name}: {str(exc)[:300]}")
             continue

@@ -294,6 +294,7 @@ def test_a_tenant_over_its_quota_gets_413_naming_quota_and_usage(limited):
         assert upload(client, other, second, "dataset", "b.jsonl").status_code == 201
 
 
+@pytest.mark.slow
 def test_a_config_too_big_to_build_exhausts_only_the_budgeted_child(limited, tmp_path):
     """Labels are not the only size: a million layers pass every cheap check and are caught
     by the child's memory limit, while the API's own peak memory does not move."""
