@@ -308,3 +308,41 @@ def test_a_config_too_big_to_build_exhausts_only_the_budgeted_child(limited, tmp
         assert response.status_code == 422, response.text
         assert "LEAKGATE_INSPECT_" in response.json()["detail"]
         assert (peak_after - max(peak_before, rss_before)) * 1024 < 200 * MiB
+
+
+def test_a_stalled_upload_body_is_cut_off_with_408(activate, monkeypatch):
+    """Slow loris: headers promise a body that never comes. A real server and socket, since
+    the test client sends bodies whole."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from app.main import create_app
+
+    monkeypatch.setenv("LEAKGATE_UPLOAD_IDLE_TIMEOUT_S", "1")
+    reset_caches()
+    key = new_key()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(run_sweeper=False), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+            conn.sendall(
+                b"POST /v1/artifacts?kind=dataset&filename=d.jsonl HTTP/1.1\r\n"
+                b"Host: test\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+                b"Content-Length: 100000\r\n\r\n" + b'{"text": "slow'
+            )
+            answer = conn.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "upload stalled: no data for 1 s after 14 bytes" in answer
+    finally:
+        server.should_exit = True
+        thread.join(10)
