@@ -176,8 +176,8 @@ def test_matching_causal_lm_and_sharded_weights_are_accepted(client, auth, tmp_p
     assert len(response.json()["meta"]["weights"]) == 2
 
 
-def zeros_tar_gz(dest: Path, name: str, size: int) -> bytes:
-    """A gzip'd tar holding `size` zero bytes, streamed (never held in memory)."""
+def zeros_tar_gz(dest: Path, model: Path, name: str, size: int) -> bytes:
+    """A real model's archive plus a file of `size` zero bytes, streamed (never in memory)."""
 
     class Zeros(io.RawIOBase):
         def __init__(self) -> None:
@@ -193,17 +193,16 @@ def zeros_tar_gz(dest: Path, name: str, size: int) -> bytes:
             return n
 
     with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
+        for path in sorted(model.iterdir()):
+            tar.add(path, arcname=path.name)
         info = tarfile.TarInfo(name)
         info.size = size
         tar.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
-        info = tarfile.TarInfo("config.json")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"{}"))
     return dest.read_bytes()
 
 
 def test_a_highly_compressed_readme_is_refused_while_unpacking(client, auth, tmp_path):
-    body = zeros_tar_gz(tmp_path / "bomb.tar.gz", "README.md", 100 * MiB)
+    body = zeros_tar_gz(tmp_path / "bomb.tar.gz", tiny_folder(tmp_path), "README.md", 100 * MiB)
     response = upload(client, auth, body, "model", "bomb.tar.gz")
     assert response.status_code == 422, response.text
     assert "'README.md' unpacks to more than 67108864 bytes" in response.json()["detail"]
@@ -213,7 +212,8 @@ def test_a_highly_compressed_readme_is_refused_while_unpacking(client, auth, tmp
 def test_the_3_5_gib_tar_bomb_is_refused_and_nothing_is_kept(client, auth, tmp_path):
     from app.core.config import get_settings
 
-    body = zeros_tar_gz(tmp_path / "bomb.tar.gz", "README", int(3.5 * 1024**3))
+    model = tiny_folder(tmp_path)
+    body = zeros_tar_gz(tmp_path / "bomb.tar.gz", model, "README", int(3.5 * 1024**3))
     print(f"tar bomb: {len(body) / MiB:.2f} MiB compressed")
     response = upload(client, auth, body, "model", "bomb.tar.gz")
     assert response.status_code == 422, response.text
