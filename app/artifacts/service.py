@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ def validate_received(
         )
         (work / INSPECTED_MARK).write_text(json.dumps(meta), encoding="utf-8")
         dest = storage.model_dir(received.sha256)
-        if dest.exists() and _inspected_meta(dest) is None:
-            shutil.rmtree(dest, ignore_errors=True)  # unpacked by a worker, never inspected
+        if dest.exists():  # unpacked by a worker from the same bytes: mark it inspected
+            os.replace(work / INSPECTED_MARK, dest / INSPECTED_MARK)
         archives.copy_tree_atomically(work, dest)
         return meta
     finally:
