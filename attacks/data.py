@@ -19,6 +19,9 @@ Format = Literal["jsonl", "csv"]
 
 _SUFFIX_FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv"}
 _OUTPUT_FIELDS = ("probs", "logits")
+_LINE_SLACK = 1 << 20
+"""Characters a JSONL line may have beyond twice the text limit (escapes, id, probs/logits),
+so that a huge line is refused before it is parsed."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,12 @@ def _read_jsonl(
         if not line.strip():
             continue
         location = f"line {number}"
+        if max_text_chars is not None and len(line) > 2 * max_text_chars + _LINE_SLACK:
+            raise DatasetError(
+                f"the line has {len(line)} characters; a record's text may have at most "
+                f"{max_text_chars}",
+                location,
+            )
         try:
             item = loads_bounded(line)
         except json.JSONDecodeError as error:

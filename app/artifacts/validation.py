@@ -34,6 +34,7 @@ MAX_NAMED_TENSORS = 5
 """How many missing/unexpected/mis-shaped tensors an error names before saying "and N more"."""
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+MAX_INDEX_BYTES = 16 * 1024**2
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -127,6 +128,11 @@ def weight_files(folder: Path) -> list[Path]:
     """
     index_path = folder / WEIGHTS_INDEX
     if index_path.is_file():
+        if index_path.stat().st_size > MAX_INDEX_BYTES:
+            raise ArtifactRejected(
+                f"{WEIGHTS_INDEX} is larger than {MAX_INDEX_BYTES} bytes; a real index is a few "
+                "hundred kilobytes"
+            )
         try:
             index = loads_bounded(index_path.read_bytes(), max_depth=8)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -239,9 +239,18 @@ def test_records_longer_than_the_limit_and_too_many_labels_are_refused(limited):
 
 def test_a_50_mb_record_is_refused_at_upload(client, auth):
     body = jsonl([{"text": "word " * (10 * MiB), "label": "card"}])
+    rss_before = vm_kib("VmRSS")
     response = upload(client, auth, body, "dataset", "huge.jsonl")
+    print(f"50 MB record: API peak RSS {vm_kib('VmHWM') >> 10} MiB (before {rss_before >> 10})")
     assert response.status_code == 422, response.text
-    assert "more than the limit of 200000" in response.json()["detail"]
+    assert "line 1: the line has 52428830 characters" in response.json()["detail"]
+    assert "at most 200000" in response.json()["detail"]
+    body = jsonl([{"text": "word " * 50_000, "label": "card"}])
+    response = upload(client, auth, body, "dataset", "long.jsonl")
+    assert response.status_code == 422, response.text
+    assert (
+        '"text" has 250000 characters, more than the limit of 200000' in (response.json()["detail"])
+    )
 
 
 def test_uploads_that_would_fill_the_disk_are_507(limited, tmp_path):
