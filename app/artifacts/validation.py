@@ -234,7 +234,7 @@ def inspect_model_folder_budgeted(
     memory_bytes: int,
     timeout_s: float,
 ) -> dict[str, Any]:
-    """`inspect_model_folder` in a child process with an address-space limit and a timeout,
+    """`inspect_model_folder` in a child process with a data-memory limit and a timeout,
     so a hostile config can exhaust only that child, never the API.
 
     The cheap checks run here first, so the common refusals cost no process start.

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     max_config_bytes: int = 4 * 1024**2
     max_record_chars: int = Field(default=200_000, ge=1)
     # The model check (transformers config, architecture on the meta device, safetensors
-    # headers) runs in a child process with this address-space limit and timeout.
+    # headers) runs in a child process with this memory limit (RLIMIT_DATA) and timeout.
     inspect_memory_bytes: int = 4 * 1024**3
     inspect_timeout_s: float = Field(default=120.0, gt=0)
     # Disk: uploads and unpacking keep this much free on the storage volume (507 otherwise);
