@@ -52,8 +52,14 @@ def test_gc_removes_only_what_nothing_refers_to(client, auth, uploaded, monkeypa
     with session_scope() as db_session:
         target_sha = db_session.get(Artifact, uploaded["target"]).sha256
         spare_sha = db_session.get(Artifact, spare["id"]).sha256
-        # Everything is old now; only the audit's references keep its artifacts.
-        db_session.execute(update(Artifact).values(created_at=utcnow() - timedelta(days=40)))
+        tenant_id = db_session.get(Artifact, spare["id"]).tenant_id
+        # This tenant's uploads are old now; only the audit's references keep its artifacts.
+        # (Other tests' artifacts in the shared database are recent, so they stay.)
+        db_session.execute(
+            update(Artifact)
+            .where(Artifact.tenant_id == tenant_id)
+            .values(created_at=utcnow() - timedelta(days=40))
+        )
     for blob in (storage.blob_path(target_sha), storage.blob_path(spare_sha)):
         aged(blob, 2 * DAY)
     aged(storage.model_dir(target_sha), 2 * DAY)
