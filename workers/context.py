@@ -62,6 +62,8 @@ class AuditContext:
             self.artifact(artifact_id).sha256,
             max_entries=self.settings.max_archive_entries,
             max_unpacked_bytes=self.settings.max_archive_unpacked_bytes,
+            max_file_bytes=self.settings.max_archive_file_bytes,
+            reserve_bytes=self.settings.storage_reserve_bytes,
         )
 
     def records(self, artifact_id: str) -> list[Record]:

@@ -48,6 +48,7 @@ class ErrorBody(BaseModel):
 _DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key",
     404: "Nothing by that id in this account",
+    408: "The request body stalled or took too long; the connection is closed",
     409: "Not possible in the resource's current state",
     413: "The body is larger than the configured limit",
     422: "Invalid input: what was wrong and where",

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=API_ERR
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ArtifactRead,
-    responses=error_responses(413, 507),
+    responses=error_responses(408, 413, 507),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -46,7 +46,13 @@ async def upload_artifact(
             f"upload of {declared} bytes exceeds the limit of {settings.max_upload_bytes} bytes"
         )
     name = service.clean_filename(filename)
-    received = await storage.receive(request.stream(), limit=settings.max_upload_bytes)
+    received = await storage.receive(
+        request.stream(),
+        limit=settings.max_upload_bytes,
+        idle_timeout_s=settings.upload_idle_timeout_s,
+        total_timeout_s=settings.upload_timeout_s,
+        reserve_bytes=settings.storage_reserve_bytes,
+    )
     artifact = await run_in_threadpool(
         service.create,
         db_session=db_session,

@@ -111,6 +111,37 @@ def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created i
 
 
 @cli.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be removed.")] = False,
+) -> None:
+    """Remove stale temporary files, unreferenced blobs and model caches, and (when
+    LEAKGATE_GC_ARTIFACT_MAX_AGE_DAYS is set) old artifacts no audit refers to."""
+    from app.artifacts.gc import collect
+    from app.artifacts.storage import Storage
+    from app.core.config import get_settings
+    from app.core.db import session_scope
+    from app.core.migrate import check_schema
+
+    check_schema()
+    settings = get_settings()
+    settings.ensure_dirs()
+    assert settings.storage_dir is not None
+    with session_scope() as db_session:
+        report = collect(
+            db_session=db_session,
+            storage=Storage(settings.storage_dir),
+            settings=settings,
+            dry_run=dry_run,
+        )
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb}: {len(report.tmp_entries)} temporary file(s), {len(report.model_caches)} "
+        f"model cache(s), {len(report.blobs)} blob(s), {len(report.artifacts)} artifact(s); "
+        f"{report.freed_bytes} bytes"
+    )
+
+
+@cli.command()
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,

@@ -29,6 +29,30 @@ class Settings(BaseSettings):
     max_archive_entries: int = 2_000
     max_archive_unpacked_bytes: int = 4 * 1024**3
     max_dataset_records: int = 1_000_000
+    # Non-weight files (config, tokenizer, README) in a model archive: a zeroed README that
+    # compresses a thousandfold is refused while it is written, not after.
+    max_archive_file_bytes: int = 64 * 1024**2
+    # Sizes inside uploads, checked before anything is built from them: classes in a model
+    # config or a dataset, config.json bytes, characters in one record's text (refused, not cut).
+    max_labels: int = Field(default=10_000, ge=2)
+    max_config_bytes: int = 4 * 1024**2
+    max_record_chars: int = Field(default=200_000, ge=1)
+    # The model check (transformers config, architecture on the meta device, safetensors
+    # headers) runs in a child process with this memory limit (RLIMIT_DATA) and timeout.
+    inspect_memory_bytes: int = 4 * 1024**3
+    inspect_timeout_s: float = Field(default=120.0, gt=0)
+    # Disk: uploads and unpacking keep this much free on the storage volume (507 otherwise);
+    # each tenant may store this many bytes of distinct uploads (413 beyond; 0 = no quota).
+    storage_reserve_bytes: int = Field(default=1024**3, ge=0)
+    tenant_quota_bytes: int = Field(default=50 * 1024**3, ge=0)
+    # An upload body that sends nothing for `upload_idle_timeout_s`, or is not complete after
+    # `upload_timeout_s`, is cut off with 408 (slow senders hold a connection and a temp file).
+    upload_idle_timeout_s: float = Field(default=60.0, gt=0)
+    upload_timeout_s: float = Field(default=3600.0, gt=0)
+    # `leakgate gc`: temporary files older than this are removed; artifacts older than
+    # `gc_artifact_max_age_days` that no audit or canary set refers to are removed (0 = never).
+    gc_tmp_age_s: int = Field(default=24 * 3600, ge=0)
+    gc_artifact_max_age_days: int = Field(default=0, ge=0)
 
     # Long jobs: the soft limit raises inside the task, the hard limit kills the process.
     task_soft_time_limit_s: int = 3 * 3600

@@ -55,6 +55,16 @@ class Conflict(DomainError):
     title = "Not possible now"
 
 
+class TimedOut(DomainError):
+    """The request body stalled or took too long to arrive (408); the connection is closed."""
+
+    status_code = 408
+    title = "Too slow"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class TooLarge(DomainError, ValueError):
     """The request body passed a configured size limit (413)."""
 

@@ -30,6 +30,7 @@ from attacks.reference.training import (
     fit_models,
     minibatch_plan,
 )
+from attacks.targets.loading import cut_for_tokenizer
 
 # How the padding mask reaches the model. A 2-D mask is what the model expects, but some
 # transformers versions inspect its values (e.g. "is anything padded?") while building the
@@ -94,7 +95,9 @@ class ReferenceTextClassifiers(StackedModels):
         if not texts:
             return out
         max_length = _max_length(self.tokenizer, max_length)
-        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        encoded = self.tokenizer(
+            cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
+        )["input_ids"]
         order = np.argsort(-np.asarray([len(ids) for ids in encoded]), kind="stable")
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(texts), batch_size):
@@ -182,8 +185,9 @@ def train_reference_text_classifiers(
             )
         return SequenceLogits(model)
 
+    max_length = _max_length(tokenizer, config.max_length)
     encoded = tokenizer(
-        texts, truncation=True, max_length=_max_length(tokenizer, config.max_length)
+        cut_for_tokenizer(list(texts), max_length), truncation=True, max_length=max_length
     )["input_ids"]
     label_tensor = torch.as_tensor(labels, dtype=torch.long)
     pad_id = tokenizer.pad_token_id

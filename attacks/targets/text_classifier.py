@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from attacks.report import TargetInfo
-from attacks.targets.loading import load_local
+from attacks.targets.loading import cut_for_tokenizer, load_local
 
 _DEFAULT_LABEL_NAME = re.compile(r"LABEL_(\d+)")
 _DECIMAL = re.compile(r"[0-9]+")
@@ -106,7 +106,9 @@ class TextClassifier:
         if not texts:
             return out
         # Tokenize once; each batch is then padded from these ids (no second tokenizer pass).
-        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)
+        encoded = self.tokenizer(
+            cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
+        )
         columns = {f: encoded[f] for f in ("input_ids", "token_type_ids") if f in encoded}
         lengths = np.fromiter((len(ids) for ids in columns["input_ids"]), dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows at once
