@@ -13,9 +13,8 @@ from safetensors.torch import save_file
 
 from app.client import pack_model_folder
 from attacks.testing import build_tiny_text_classifier
-from tests.conftest import new_key
-from tests.service.helpers import LABELS, TEXTS, dataset_bytes, upload
-from tests.service.worker_process import api_client, worker_service
+from tests.utils.factories import LABELS, TEXTS, dataset_bytes, new_key, upload
+from tests.utils.worker import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 

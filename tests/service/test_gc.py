@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from tests.service.helpers import dataset_bytes, upload
+from tests.utils.factories import dataset_bytes, upload
 
 DAY = 24 * 3600
 

@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 
 from app.client import pack_model_folder
 from attacks.testing import build_tiny_causal_lm, build_tiny_text_classifier
-from tests.conftest import new_key, reset_caches
-from tests.service.helpers import LABELS, TEXTS, dataset_bytes, jsonl, tar_with, upload
+from tests.utils.env import reset_caches
+from tests.utils.factories import LABELS, TEXTS, dataset_bytes, jsonl, new_key, tar_with, upload
 
 MiB = 1024**2
 
