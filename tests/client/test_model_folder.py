@@ -14,7 +14,8 @@ def _trainer_output(root: Path) -> Path:
     """The shape `Trainer.save_model` + checkpointing leaves behind (contents are stand-ins)."""
     folder = root / "run"
     (folder / "checkpoint-500").mkdir(parents=True)
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+    names = ("config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json")
+    for name in names:
         (folder / name).write_text("{}")
     (folder / "model-00001-of-00002.safetensors").write_bytes(b"x")
     (folder / "model-00002-of-00002.safetensors").write_bytes(b"y")
@@ -38,7 +39,8 @@ def test_trainer_output_keeps_the_model_and_lists_what_it_left(tmp_path):
         "model-00002-of-00002.safetensors",
         "model.safetensors.index.json",
     }
-    assert {p.name for p in left_out} == {"checkpoint-500", "training_args.bin", "trainer_state.json"}
+    left = {p.name for p in left_out}
+    assert left == {"checkpoint-500", "training_args.bin", "trainer_state.json"}
     with tarfile.open(pack_model_folder(folder, tmp_path / "m.tgz")) as tar:
         names = tar.getnames()
     assert sorted(names) == sorted(p.name for p in kept)
