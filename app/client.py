@@ -159,15 +159,26 @@ class LeakgateClient:
         return self._json(response)
 
     def upload_model(self, folder: Path, **kwargs: Any) -> dict[str, Any]:
+        """Upload the model files of a folder; `left_out` names what was not sent."""
+        _, left_out = select_model_files(folder)
         with tempfile.TemporaryDirectory() as tmp:
             archive = pack_model_folder(folder, Path(tmp) / f"{folder.name or 'model'}.tar.gz")
-            return self.upload(archive, "model", **kwargs)
+            uploaded = self.upload(archive, "model", **kwargs)
+        return uploaded | {"left_out": [p.name for p in left_out]}
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._json(self.http.post("/v1/audits", json=spec))
 
     def audit(self, audit_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/v1/audits/{audit_id}"))
+
+    def audits(self, *, limit: int = 50, offset: int = 0, **filters: str) -> dict[str, Any]:
+        """One page of the tenant's audits, newest first (filters: model_name, state, ...)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, **filters}
+        return self._json(self.http.get("/v1/audits", params=params))
+
+    def artifacts(self, *, limit: int = 50, offset: int = 0) -> Any:
+        return self._json(self.http.get("/v1/artifacts", params={"limit": limit, "offset": offset}))
 
     def report(self, audit_id: str) -> dict[str, Any]:
         """The stored leakage report (JSON)."""
