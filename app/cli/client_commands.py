@@ -303,7 +303,7 @@ def status(
 ) -> None:
     """Print the audit as JSON (state, progress, verdict, gate); a summary goes to stderr.
 
-    A finished audit exits as `audit --wait` does; one still queued or running exits 4.
+    A finished audit exits as `audit --wait` does; one still queued or running exits 5.
     """
     with connected(server, api_key) as client:
         audit_read = client.audit(audit_id)

@@ -3,7 +3,7 @@ list, policy, canaries) and the server commands an operator uses (serve, api, wo
 
 Exit codes: 0 consistent or no claim (with --gate: gate passed), 1 violation (with --gate: gate
 failed), 2 audit failed or cancelled, or server unreachable, 3 usage error (bad arguments or
-input the server refused), 4 (`status` only) the audit has not ended yet.
+input the server refused), 5 (`status` only) the audit has not ended yet.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from app.cli.demo import wait_until_ready
+from app.cli.summary import exit_code
 from app.example.intent import build_example
 
 pytestmark = pytest.mark.slow
@@ -117,9 +118,8 @@ def _audit_state(served: Served, audit_id: str) -> dict:
 
 
 def _expected_exit(audit: dict) -> int:
-    if audit["state"] != "succeeded":
-        return 2
-    return 1 if audit["verdict"] == "violation" else 0
+    """What `audit --wait` must exit with for this final audit (the CLI's documented rule)."""
+    return exit_code(audit)
 
 
 def test_wait_outlives_a_server_restart_and_exits_by_the_real_result(served, trainer_output):
