@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.errors import register as register_error_handlers
 from app.artifacts.storage import Storage
@@ -36,7 +37,10 @@ def create_app(*, run_sweeper: bool = True) -> FastAPI:
         if sweeper:
             sweeper.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets packaged with fastapi-offline: /docs works without
+    # internet (the stock pages load them from a CDN).
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="leakgate",
         version="0.1.0",
         summary="Audit a trained model for training-data leakage before it is released.",

@@ -12,12 +12,14 @@ EXIT_VIOLATION = 1  # the verdict is violation; with --gate: the gate failed
 EXIT_FAILED = 2  # the audit failed or was cancelled, or the server was unreachable
 EXIT_USAGE = 3  # bad arguments, or input the server refused (4xx)
 EXIT_INCONCLUSIVE = 4  # the verdict is inconclusive (without --gate): not a pass, not a violation
+EXIT_PENDING = 5  # `status` only: the audit has not ended yet
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 consistent or no claim (with --gate: gate passed); 1 violation (with --gate: "
     "gate failed); 2 audit failed or cancelled, or server unreachable; 3 usage error (bad "
     "arguments, or input the server refused with a 4xx); 4 inconclusive verdict, without "
-    "--gate (with --gate the policy's `inconclusive` rule decides 0 or 1)."
+    "--gate (with --gate the policy's `inconclusive` rule decides 0 or 1); 5 (status only) "
+    "not finished yet."
 )
 
 
