@@ -1,7 +1,9 @@
 """Re-sends audits that the broker lost: queued and never claimed, or running with a dead worker.
 
 Submission commits the row before sending the task, so a broker outage at submit time leaves a
-queued row and no message; this sweep, run periodically by the API process, repairs that.
+queued row and no message; this sweep repairs that, and hands the audit of a dead worker (its
+heartbeat stale) to a new delivery. It runs as its own process (`leakgate sweeper`), and as a
+thread in each API process unless `LEAKGATE_API_SWEEPER=false`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app.audits.lifecycle import MAX_ATTEMPTS, end
+from app.audits.lifecycle import end
 from app.audits.models import Audit
 from app.audits.queue import enqueue
 from app.core.config import Settings
@@ -40,7 +42,7 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     ).all()
     sent: list[str] = []
     for audit in candidates:
-        if audit.attempts >= MAX_ATTEMPTS:
+        if audit.attempts >= settings.max_attempts:
             if end(
                 db_session,
                 audit.id,
@@ -61,13 +63,28 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     return sent
 
 
+def sweep_forever(settings: Settings, stop: threading.Event) -> None:
+    """Sweep every `sweep_interval_s` until `stop` is set; a failed sweep (database or broker
+    down) is logged and tried again at the next interval."""
+    while not stop.wait(settings.sweep_interval_s):
+        try:
+            with session_factory()() as db_session:
+                sent = sweep_once(db_session, settings)
+            if sent:
+                log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
+        except Exception:
+            log.exception("sweep failed")
+
+
 class Sweeper:
-    """A daemon thread that sweeps every `sweep_interval_s` until stopped."""
+    """A daemon thread that sweeps every `sweep_interval_s` until stopped (the API's)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leakgate-sweeper", daemon=True)
+        self._thread = threading.Thread(
+            target=sweep_forever, args=(settings, self._stop), name="leakgate-sweeper", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -75,13 +92,3 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.sweep_interval_s):
-            try:
-                with session_factory()() as db_session:
-                    sent = sweep_once(db_session, self.settings)
-                if sent:
-                    log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
-            except Exception:
-                log.exception("sweep failed")
