@@ -64,9 +64,9 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
 
 
 def sweep_forever(settings: Settings, stop: threading.Event) -> None:
-    """Sweep every `sweep_interval_s` until `stop` is set; a failed sweep (database or broker
+    """Sweep now and every `sweep_interval_s` until `stop` is set; a failed sweep (database or broker
     down) is logged and tried again at the next interval."""
-    while not stop.wait(settings.sweep_interval_s):
+    while not stop.is_set():
         try:
             with session_factory()() as db_session:
                 sent = sweep_once(db_session, settings)
@@ -74,6 +74,7 @@ def sweep_forever(settings: Settings, stop: threading.Event) -> None:
                 log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
         except Exception:
             log.exception("sweep failed")
+        stop.wait(settings.sweep_interval_s)
 
 
 class Sweeper:
