@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -61,6 +62,15 @@ async def upload_artifact(
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     except ArtifactRejected as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # The partial file is already removed (receive and create clean up after themselves).
+        raise HTTPException(
+            status.HTTP_507_INSUFFICIENT_STORAGE,
+            "the storage volume is full; nothing was kept. Free space (`leakgate gc`) or "
+            "enlarge the volume, then upload again",
+        ) from exc
     return ArtifactRead.model_validate(artifact)
 
 
