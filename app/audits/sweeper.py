@@ -30,13 +30,22 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     now = utcnow()
     unsent = now - timedelta(seconds=settings.sweep_after_s)
     stale = now - timedelta(seconds=settings.stale_after_s)
+    # A queued audit is re-sent once it has waited `sweep_after_s` since it was last sent; a
+    # running one as soon as its heartbeat is stale, and then at most once per `stale_after_s`
+    # (waiting for `sweep_after_s` since submission too would only delay the takeover).
     candidates = db_session.scalars(
         select(Audit).where(
             Audit.cancel_requested.is_(False),
-            or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
             or_(
-                Audit.state == "queued",
-                and_(Audit.state == "running", Audit.heartbeat_at < stale),
+                and_(
+                    Audit.state == "queued",
+                    or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
+                ),
+                and_(
+                    Audit.state == "running",
+                    Audit.heartbeat_at < stale,
+                    or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < stale),
+                ),
             ),
         )
     ).all()
@@ -64,8 +73,8 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
 
 
 def sweep_forever(settings: Settings, stop: threading.Event) -> None:
-    """Sweep now and every `sweep_interval_s` until `stop` is set; a failed sweep (database or broker
-    down) is logged and tried again at the next interval."""
+    """Sweep now and every `sweep_interval_s` until `stop` is set; a failed sweep (database or
+    broker down) is logged and tried again at the next interval."""
     while not stop.is_set():
         try:
             with session_factory()() as db_session:

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     task_hard_time_limit_s: int = 3 * 3600 + 300
     # An audit left `queued` this long without a worker claiming it is sent again.
     sweep_after_s: float = Field(default=120, gt=0)
-    sweep_interval_s: float = Field(default=30, gt=0)
+    sweep_interval_s: float = Field(default=15, gt=0)
     # Whether each API process also runs the sweeper as a thread. Off when a `leakgate
     # sweeper` process runs (docker-compose); running both is harmless, since a claim is one
     # guarded UPDATE and a second delivery of a claimed audit does nothing.
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # whose heartbeat is older than `stale_after_s` is presumed to have lost its worker and is
     # taken over by a new delivery. 90 s is six missed heartbeats: it rides out a database
     # restart or a loaded machine, yet a dead worker's audit resumes within about
-    # stale_after_s + sweep_interval_s (2 minutes) instead of the 10 it took at 600 s.
+    # stale_after_s + sweep_interval_s (under 2 minutes) instead of the 10 it took at 600 s.
     heartbeat_interval_s: float = Field(default=15, gt=0)
     stale_after_s: float = Field(default=90, gt=0)
     # Deliveries of one audit before the sweeper gives up and ends it as failed.
