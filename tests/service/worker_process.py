@@ -83,6 +83,14 @@ class Processes:
     def sweeper(self, **extra_env: str) -> subprocess.Popen:
         return self._start("sweeper", extra_env=extra_env)
 
+    def stop_workers(self) -> None:
+        """Stop every worker cleanly (warm shutdown); sweepers keep running."""
+        workers = [p for p in self.started if p.args[3] == "worker" and p.poll() is None]
+        for proc in workers:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in workers:
+            proc.wait(timeout=60)
+
     @staticmethod
     def kill9(proc: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
