@@ -135,7 +135,8 @@ def test_stale_heartbeat_takeover_after_kill_9(procs, submitted):
         if row["worker"] != dead_worker:
             resumed_after = time.monotonic() - killed_at
         time.sleep(0.1)
-    print(f"killed during {stage!r}; taken over after {resumed_after:.1f} s (stale after 3 s)")
+    stale = os.environ.get("LEAKGATE_STALE_AFTER_S", "the default")
+    print(f"killed during {stage!r}; taken over after {resumed_after:.1f} s (stale: {stale})")
     rows = wait_final([audit_id], timeout_s=300)
     row = rows[audit_id]
     assert row["state"] == "succeeded", row
