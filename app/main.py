@@ -23,9 +23,12 @@ from app.splits.views import router as splits_router
 from app.webhooks.views import router as webhooks_router
 
 
-def create_app(*, run_sweeper: bool = True) -> FastAPI:
-    """Build the app from the environment's settings (LEAKGATE_*)."""
+def create_app(*, run_sweeper: bool | None = None) -> FastAPI:
+    """Build the app from the environment's settings (LEAKGATE_*); the sweeper thread runs when
+    `run_sweeper` says so, else when `LEAKGATE_API_SWEEPER` does."""
     settings = get_settings()
+    if run_sweeper is None:
+        run_sweeper = settings.api_sweeper
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

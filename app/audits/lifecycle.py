@@ -19,7 +19,7 @@ from app.core.timeutil import utcnow
 from app.policies.gate import evaluate
 from app.policies.schemas import PolicyRules
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 3  # the default of the `max_attempts` setting
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +36,14 @@ def _rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int) -> bool:
+def claim(
+    db_session: Session,
+    audit_id: str,
+    *,
+    worker: str,
+    stale_after_s: float,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> bool:
     """Take the audit if it is queued, or running with a heartbeat too old to be alive."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_after_s)
@@ -45,7 +52,7 @@ def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int
         .where(
             Audit.id == audit_id,
             Audit.cancel_requested.is_(False),
-            Audit.attempts < MAX_ATTEMPTS,
+            Audit.attempts < max_attempts,
             or_(
                 Audit.state == "queued",
                 and_(Audit.state == "running", Audit.heartbeat_at < stale),
@@ -60,6 +67,17 @@ def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int
             stage="starting",
             attempts=Audit.attempts + 1,
         )
+    )
+    db_session.commit()
+    return _rowcount(result) == 1
+
+
+def beat(db_session: Session, audit_id: str, *, worker: str) -> bool:
+    """Refresh the heartbeat of an audit this worker still holds; False once it does not."""
+    result = db_session.execute(
+        update(Audit)
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .values(heartbeat_at=utcnow())
     )
     db_session.commit()
     return _rowcount(result) == 1

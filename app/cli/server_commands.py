@@ -1,4 +1,5 @@
-"""Server commands: run the service (serve, api, worker), operate it (db, keys) and the demo.
+"""Server commands: run the service (serve, api, worker, sweeper), operate it (db, keys, gc)
+and the demo.
 
 Everything server-side is imported inside the command that needs it, so the client commands
 work with `pip install leakgate` alone; these need `leakgate[server]`.
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import console
-from app.cli.summary import EXIT_FAILED
+from app.cli.summary import EXIT_FAILED, EXIT_USAGE
 
 cli = typer.Typer()
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -57,6 +58,74 @@ def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created i
     with session_scope() as db_session:
         key = create_key(db_session=db_session, tenant_name=tenant)
     print(key)
+
+
+@keys_cli.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+) -> None:
+    """List API keys: id, prefix, tenant, created, revoked (never the key itself)."""
+    from app.core.db import session_scope
+    from app.tenants.service import list_keys
+
+    _check_schema()
+    with session_scope() as db_session:
+        rows = [
+            (
+                key.id,
+                key.prefix,
+                key.tenant.name,
+                key.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-",
+            )
+            for key in list_keys(db_session=db_session, tenant_name=tenant)
+        ]
+    print("\t".join(("id", "prefix", "tenant", "created", "revoked")))
+    for row in rows:
+        print("\t".join(row))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key's prefix (as `keys list` shows) or id.")],
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    from app.core.db import session_scope
+    from app.tenants.service import KeyNotFound, revoke_key
+
+    _check_schema()
+    try:
+        with session_scope() as db_session:
+            revoked, changed = revoke_key(db_session=db_session, prefix_or_id=key)
+            summary = f"key {revoked.prefix} ({revoked.id}) of tenant {revoked.tenant.name}"
+    except KeyNotFound as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT_USAGE) from exc
+    console.print(f"{'revoked' if changed else 'already revoked:'} {summary}")
+
+
+@cli.command()
+def sweeper() -> None:
+    """Run the sweeper: re-send audits the broker lost and hand a dead worker's audits to a
+    new delivery (a process of its own, so recovery does not depend on an API process)."""
+    import logging
+    import signal
+    import threading
+
+    from app.audits.sweeper import sweep_forever
+    from app.core.config import get_settings
+
+    _check_schema()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(
+        f"sweeping every {settings.sweep_interval_s:g} s (stale after "
+        f"{settings.stale_after_s:g} s, unsent after {settings.sweep_after_s:g} s)"
+    )
+    sweep_forever(settings, stop)
 
 
 @cli.command()

@@ -58,10 +58,23 @@ class Settings(BaseSettings):
     task_soft_time_limit_s: int = 3 * 3600
     task_hard_time_limit_s: int = 3 * 3600 + 300
     # An audit left `queued` this long without a worker claiming it is sent again.
-    sweep_after_s: int = 120
-    sweep_interval_s: int = 30
-    # A `running` audit whose heartbeat is older than this is taken over by a new delivery.
-    stale_after_s: int = 600
+    sweep_after_s: float = Field(default=120, gt=0)
+    sweep_interval_s: float = Field(default=15, gt=0)
+    # Whether each API process also runs the sweeper as a thread. Off when a `leakgate
+    # sweeper` process runs (docker-compose); running both is harmless, since a claim is one
+    # guarded UPDATE and a second delivery of a claimed audit does nothing.
+    api_sweeper: bool = True
+    # A running audit's worker writes its heartbeat every `heartbeat_interval_s` from a timer
+    # thread, whatever the stage is doing, so the heartbeat says "the process is alive", not
+    # "the stage reported progress" (a hung stage is bounded by the task time limits). An audit
+    # whose heartbeat is older than `stale_after_s` is presumed to have lost its worker and is
+    # taken over by a new delivery. 90 s is six missed heartbeats: it rides out a database
+    # restart or a loaded machine, yet a dead worker's audit resumes within about
+    # stale_after_s + sweep_interval_s (under 2 minutes) instead of the 10 it took at 600 s.
+    heartbeat_interval_s: float = Field(default=15, gt=0)
+    stale_after_s: float = Field(default=90, gt=0)
+    # Deliveries of one audit before the sweeper gives up and ends it as failed.
+    max_attempts: int = Field(default=3, ge=1, le=20)
 
     bootstrap_samples: int = Field(default=1000, ge=100)
     # CPU threads per audit; `leakgate worker` sets cores // concurrency, so that parallel
@@ -94,6 +107,11 @@ class Settings(BaseSettings):
             self.storage_dir = home / "storage"
         if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
             raise ValueError("task_hard_time_limit_s must exceed task_soft_time_limit_s")
+        if self.stale_after_s < 3 * self.heartbeat_interval_s:
+            raise ValueError(
+                "stale_after_s must be at least 3 x heartbeat_interval_s, or a live worker "
+                "that misses one heartbeat would have its audit taken over"
+            )
         return self
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import needs_chromium, screenshot
+from tests.utils.browser import needs_chromium, screenshot
 
 pytestmark = [pytest.mark.parametrize("backend", ["postgres"], indirect=True), needs_chromium]
 
