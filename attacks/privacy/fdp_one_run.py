@@ -24,7 +24,8 @@ from typing import Literal
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import beta, norm
+from scipy.special import ndtr, ndtri
+from scipy.stats import beta
 
 from attacks.privacy.empirical import epsilon_from_mu
 
@@ -69,7 +70,7 @@ def _excess(mu: float, *, m: int, k: int, v: int, alpha: float) -> float:
     """
     right, wrong = alpha * v / m, alpha * (k - v) / m
     for i in range(v - 1, -1, -1):
-        forced = float(norm.cdf(norm.ppf(right) - mu)) if mu > 0 else right
+        forced = float(ndtr(ndtri(right) - mu)) if mu > 0 else right
         if forced <= wrong:
             break  # nothing moves any more: later steps cannot change it either
         right = min(right + i / (k - i) * (forced - wrong), 1.0)
