@@ -188,7 +188,7 @@ def decide(
 
 def _claimed(claim: DPClaim) -> str:
     claimed = f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g})"
-    if claim.dp_sgd is not None and claim.accounted_epsilon == claim.epsilon:
+    if claim.dp_sgd is not None and claim.accountant and claim.accounted_epsilon == claim.epsilon:
         claimed += f", from the DP-SGD parameters by the {claim.accountant} accountant"
         if len(claim.accountants) > 1:
             claimed += (
