@@ -26,7 +26,21 @@ def _report() -> LeakageReport:
         "loss": rng.normal(0, 1, 800) + 1.0 * members,
         "confidence": rng.normal(0, 1, 800) + 0.5 * members,
     }
-    words = "book a flight cancel my order play music set an alarm for seven".split()
+    words = [
+        "book",
+        "a",
+        "flight",
+        "cancel",
+        "my",
+        "order",
+        "play",
+        "music",
+        "set",
+        "an",
+        "alarm",
+        "for",
+        "seven",
+    ]
     records = [
         Record(text=" ".join(rng.choice(words, 8)), label=int(rng.integers(3)), id=str(i))
         for i in range(800)
