@@ -26,10 +26,12 @@ MIN_PER_SET = 10
 N_FOLDS = 5
 # Out-of-fold scores vary with the fitted folds, which a bootstrap of one score vector does
 # not see: on random splits of one pool its interval alone lay above 0.5 in 3 of 20. A
-# flagged baseline is therefore confirmed by a permutation test (membership shuffled, the
-# whole cross-validation rerun): with 19 permutations, p <= 0.05 needs the observed AUC above
-# all of them.
+# flagged baseline is therefore confirmed against membership shuffled at random (the whole
+# cross-validation rerun N_PERMUTATIONS times): the observed AUC must lie beyond the shuffled
+# ones' mean by a Student-t prediction margin at level SEPARABLE_ALPHA. 1%, not 5%: a false
+# alarm makes an honest audit inconclusive (and a fail-closed gate fail).
 N_PERMUTATIONS = 19
+SEPARABLE_ALPHA = 0.01
 
 
 def _lengths(texts: np.ndarray) -> np.ndarray:
@@ -64,16 +66,26 @@ def blind_scores(records: Sequence[Record], is_member: np.ndarray, *, seed: int 
 def permutation_p_value(
     records: Sequence[Record], is_member: np.ndarray, observed_auc: float, *, seed: int = 0
 ) -> float:
-    """P-value of the observed AUC when membership is exchangeable with the records."""
+    """P-value of the observed AUC when membership is exchangeable with the records.
+
+    The shuffled AUCs give the null's mean and spread; the p-value is the Student-t
+    prediction tail of the observed AUC (normal null, N_PERMUTATIONS - 1 degrees of
+    freedom), so a 1% level needs 19 reruns instead of 99.
+    """
+    from scipy.stats import t
+
     from attacks.metrics import auc
 
     rng = np.random.default_rng(seed + 1)
-    at_least = 0
+    null = []
     for _ in range(N_PERMUTATIONS):
         shuffled = rng.permutation(is_member)
         scores = blind_scores(records, shuffled, seed=seed)
-        at_least += auc(scores[shuffled], scores[~shuffled]) >= observed_auc
-    return (1 + at_least) / (1 + N_PERMUTATIONS)
+        null.append(auc(scores[shuffled], scores[~shuffled]))
+    spread = float(np.std(null, ddof=1)) * np.sqrt(1 + 1 / N_PERMUTATIONS)
+    if spread == 0:
+        return 0.0 if observed_auc > null[0] else 1.0
+    return float(t.sf((observed_auc - float(np.mean(null))) / spread, N_PERMUTATIONS - 1))
 
 
 def blind_baseline(
@@ -118,7 +130,7 @@ def blind_baseline(
     p_value = None
     if metrics.auc_ci.low > 0.5:
         p_value = permutation_p_value(records, truth, metrics.auc, seed=seed)
-    separable = p_value is not None and p_value <= 1 - confidence
+    separable = p_value is not None and p_value <= SEPARABLE_ALPHA
     return BlindBaseline(
         status="separable" if separable else "not-separable",
         auc=metrics.auc,
@@ -130,7 +142,7 @@ def blind_baseline(
         note=(
             f"logistic regression, {N_FOLDS}-fold out-of-fold scores"
             + (
-                f", permutation test over {N_PERMUTATIONS} shuffles of membership; "
+                f", {N_PERMUTATIONS} shuffles of membership, p = {p_value:.2g}; "
                 if p_value is not None
                 else "; "
             )
