@@ -19,7 +19,7 @@ from tests.conftest import new_key
 WORKER = "test-worker"
 
 
-def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 1.0):
+def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 4.0):
     """A real report from the audit recipe: loss and confidence attacks, members' scores
     shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
@@ -227,6 +227,7 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     markdown = client.get(f"/v1/audits/{audit_id}/report?format=md", headers=auth).text
     assert "gate FAIL" in markdown
     assert "**Verdict: consistent**" in markdown
+    assert "Estimates (assume repeated training runs; they never decide the verdict)" in markdown
     assert f"{max(a['auc'] for a in body['attacks']):.3f}" in markdown
 
     html = client.get(f"/v1/audits/{audit_id}/report?format=html", headers=auth)
