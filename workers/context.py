@@ -16,7 +16,7 @@ from app.artifacts.models import Artifact
 from app.artifacts.storage import Storage
 from app.audits import lifecycle
 from app.audits.models import Audit
-from app.audits.schemas import AuditSpec
+from app.audits.schemas import StoredAuditSpec
 from app.core.config import Settings
 from app.core.db import session_factory
 from attacks.data import Record, read_records
@@ -84,7 +84,7 @@ class ProgressReporter:
 class AuditContext:
     db_session: Session
     audit: Audit
-    spec: AuditSpec
+    spec: StoredAuditSpec
     settings: Settings
     storage: Storage
     progress: ProgressReporter

@@ -430,3 +430,14 @@ def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
     assert heights == sorted(heights, reverse=True)  # accuracy rises with epsilon here
     assert privacy_utility(rows[:1]) is None
     assert len(model_trends(rows)) == 5
+
+
+def test_pages_and_reports_show_data_checks_blind_baseline_and_estimates():
+    from app.dashboard.report_view import build_report_view
+    from tests.attacks.test_report_schema import _report
+
+    view = build_report_view(_report())
+    text = " ".join(view.evidence)
+    assert "Data checks: 0 duplicate member(s), 0 duplicate non-member(s), 0 text(s)" in text
+    assert "Blind baseline (no model): AUC" in text and "do not tell members" in text
+    assert "Estimates (assume repeated training runs" in text

@@ -388,7 +388,9 @@ def test_audit_with_a_canary_set_measures_every_canary(client, models, tmp_path)
     section = report["canaries"]
     summary = section["summary"]
     # Canaries repeated 20 times bound a group's privacy, not a record's: not in the verdict.
-    assert {b["source"] for b in report["epsilon_bounds"]} == {"loss", "confidence"}
+    # Loss and confidence rank records identically, so they are one test of the family.
+    assert {b["source"] for b in report["epsilon_bounds"]} == {"loss"}
+    assert report["epsilon_bounds"][0]["details"]["same_ranking"] == "confidence"
     assert summary["n_inserted"] == created["n_inserted"] and summary["exposure_method"] == "exact"
     assert summary["mean_exposure_inserted"] > summary["mean_exposure_held_out"] + 2
     assert summary["one_run_bound"]["n_canaries"] == 12
