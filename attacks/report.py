@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-REPORT_SCHEMA_VERSION = 2
+REPORT_SCHEMA_VERSION = 3
 
 
 class _Schema(BaseModel):
@@ -66,6 +66,7 @@ class DPClaim(_Schema):
     accounted_epsilon: float | None = Field(default=None, ge=0)
     accountant: str | None = Field(default=None, description="which accountant gave it")
     accountants: list[AccountedEpsilon] = Field(default_factory=list)
+    max_record_occurrences: int = Field(default=1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _resolve_epsilon(self) -> DPClaim:
@@ -154,6 +155,7 @@ class EpsilonBound(_Schema):
     threat_model: str
     description: str = ""
     details: dict[str, float | int | str | None] = Field(default_factory=dict)
+    assumes: str = Field(default="", description="what the statistic needs to be valid")
 
 
 class Verdict(_Schema):
@@ -163,7 +165,7 @@ class Verdict(_Schema):
     epsilon minus the largest bound (negative exactly when the verdict is a violation).
     """
 
-    status: Literal["consistent", "violation", "no-claim"]
+    status: Literal["consistent", "violation", "inconclusive", "no-claim"]
     claimed_epsilon: float | None
     claimed_delta: float | None
     epsilon_lower_bound: float | None
@@ -172,6 +174,14 @@ class Verdict(_Schema):
     gap: float | None = None
     n_bounds: int = Field(default=0, ge=0)
     deciding_bound: str | None = Field(default=None, description="method and source of the max")
+    max_record_occurrences: int = Field(default=1, ge=1)
+    compared_epsilon: float | None = Field(
+        default=None, description="the epsilon the bounds were compared with (group claim)"
+    )
+    compared_delta: float | None = None
+    evidence: list[str] = Field(
+        default_factory=list, description="the protocols behind the deciding bounds"
+    )
 
 
 class Utility(_Schema):
@@ -289,6 +299,51 @@ class CanaryReport(_Schema):
     canaries: list[CanaryResult]
 
 
+class DuplicateCount(_Schema):
+    """How many records one data check removed, with a few ids to find them by."""
+
+    count: int = Field(ge=0)
+    example_ids: list[str] = Field(default_factory=list)
+
+
+class DataChecks(_Schema):
+    """Duplicates and member/non-member overlaps found before any statistic.
+
+    A record occurring k times is protected only as a group of k; a text in both sets is
+    both a member and a non-member. Bounds use the unique records left after these checks.
+    """
+
+    normalisation: str
+    n_members_given: int = Field(ge=0)
+    n_non_members_given: int = Field(ge=0)
+    n_members: int = Field(ge=0, description="unique members used by the statistics")
+    n_non_members: int = Field(ge=0)
+    duplicate_members: DuplicateCount
+    duplicate_non_members: DuplicateCount
+    in_both: DuplicateCount = Field(description="records whose text is in both sets")
+    n_single_copy: int = Field(
+        default=0,
+        ge=0,
+        description="unique records occurring once in their file: one-run candidates",
+    )
+
+
+class BlindBaseline(_Schema):
+    """A model-free attack: can the records alone tell members from non-members?
+
+    When they can (the AUC interval lies above 0.5), members and non-members were not drawn
+    from one distribution, and black-box bounds on them measure the data, not the model.
+    """
+
+    status: Literal["separable", "not-separable", "skipped"]
+    auc: float | None = None
+    auc_ci: Interval | None = None
+    n_members: int = Field(default=0, ge=0)
+    n_non_members: int = Field(default=0, ge=0)
+    features: str = ""
+    note: str = ""
+
+
 class LeakageReport(_Schema):
     """The full result of one audit."""
 
@@ -297,7 +352,12 @@ class LeakageReport(_Schema):
     attacks: list[AttackMetrics]
     epsilon_lower_bound: EpsilonBound | None = Field(description="the largest of the bounds")
     epsilon_bounds: list[EpsilonBound] = Field(
-        description="every bound tried (attacks x methods, canaries), one Bonferroni family"
+        description="the one-run bounds that may decide the verdict, one Bonferroni family"
+    )
+    epsilon_estimates: list[EpsilonBound] = Field(
+        default_factory=list,
+        description="bounds that assume more than one training run gives (Clopper-Pearson, "
+        "Gaussian-DP over records); their own Bonferroni family; never decide",
     )
     verdict: Verdict
     dp_claim: DPClaim | None = None
@@ -309,6 +369,9 @@ class LeakageReport(_Schema):
     reference_models: ReferenceModels | None = None
     records_at_risk: list[RecordAtRisk] = Field(default_factory=list)
     canaries: CanaryReport | None = None
+    membership_source: Literal["service", "pipeline"] | None = None
+    data_checks: DataChecks | None = None
+    blind_baseline: BlindBaseline | None = None
 
 
 def best_epsilon_bound(bounds: list[EpsilonBound]) -> EpsilonBound | None:

@@ -1,26 +1,34 @@
-"""Which bounds the worker's verdict weighs: attack bounds, plus once-inserted canaries."""
+"""Which bounds the verdict weighs, through the one audit recipe the worker calls: one-run
+statistics over records and once-inserted canaries; the Gaussian audit only for DP-SGD;
+attacks that rank records identically count once; estimates apart."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from app.audits.schemas import AuditSpec
+from attacks.audit_recipe import run_audit_recipe
 from attacks.privacy.one_run import one_run_epsilon_lower_bound
-from attacks.report import CanaryReport, CanaryResult, CanarySummary, OneRunEpsilon
-from workers.pipeline import verdict_bounds
+from attacks.report import (
+    CanaryReport,
+    CanaryResult,
+    CanarySummary,
+    DPClaim,
+    DPSGDParameters,
+    OneRunEpsilon,
+)
 
 
-def _spec(**claim) -> AuditSpec:
-    return AuditSpec.model_validate(
-        {
-            "model": {"name": "m"},
-            "target": "t",
-            "members": "a",
-            "non_members": "b",
-            "attacks": ["loss", "confidence"],
-            "dp_claim": claim or None,
-        }
+def dp_sgd_claim(epsilon: float, delta: float = 1e-5) -> DPClaim:
+    """A DP-SGD claim with its epsilon given, built without running the accountants."""
+    return DPClaim.model_construct(
+        epsilon=epsilon,
+        delta=delta,
+        dp_sgd=DPSGDParameters(noise_multiplier=1.0, sample_rate=0.01, steps=100),
+        accounted_epsilon=epsilon,
+        accountant=None,
+        accountants=[],
+        max_record_occurrences=1,
     )
 
 
@@ -58,29 +66,53 @@ def attack_scores() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     }
 
 
+def _recipe(members, scores, claim, canaries=None):
+    return run_audit_recipe(scores, members, None, claim, canaries=canaries, n_bootstrap=20)
+
+
 def test_once_inserted_canaries_join_the_family_and_decide(attack_scores):
     members, scores = attack_scores
     report = _canaries(1, np.random.default_rng(1))
-    bounds = verdict_bounds(_spec(epsilon=1.0), members, scores, report)
+    outcome = _recipe(members, scores, DPClaim(epsilon=1.0), report)
+    bounds = outcome.bounds
     assert [(b.source, b.method) for b in bounds][-1] == ("canaries", "one-run")
     assert len(bounds) == 3 and {b.n_tests for b in bounds} == {3}
+    assert {b.method for b in bounds} == {"one-run"}
     # Its share of the family's confidence makes it no larger than the stand-alone bound.
     assert 1.0 < bounds[-1].value <= report.summary.one_run_bound.value
+    assert outcome.verdict.status == "violation"
+    assert outcome.verdict.deciding_bound == "one-run on canaries"
 
 
 def test_repeated_canaries_bound_a_group_and_stay_out_of_the_verdict(attack_scores):
     members, scores = attack_scores
-    report = _canaries(20, np.random.default_rng(1))
-    bounds = verdict_bounds(_spec(epsilon=1.0), members, scores, report)
-    assert {b.source for b in bounds} == {"loss", "confidence"}
-    assert {b.n_tests for b in bounds} == {2}
+    outcome = _recipe(
+        members, scores, DPClaim(epsilon=1.0), _canaries(20, np.random.default_rng(1))
+    )
+    assert {b.source for b in outcome.bounds} == {"loss", "confidence"}
+    assert {b.n_tests for b in outcome.bounds} == {2}
+    assert outcome.verdict.status == "consistent"
 
 
-def test_gaussian_dp_bounds_only_for_a_dp_sgd_claim(attack_scores):
+def test_gaussian_one_run_bounds_only_for_a_dp_sgd_claim(attack_scores):
     members, scores = attack_scores
-    declared = verdict_bounds(_spec(epsilon=1.0), members, scores, None)
-    assert {b.method for b in declared} == {"clopper-pearson"}
-    dp_sgd = {"noise_multiplier": 1.0, "sample_rate": 0.01, "steps": 100}
-    accounted = verdict_bounds(_spec(dp_sgd=dp_sgd), members, scores, None)
-    assert {b.method for b in accounted} == {"clopper-pearson", "gdp"}
-    assert {b.n_tests for b in accounted} == {4}
+    declared = _recipe(members, scores, DPClaim(epsilon=1.0))
+    assert {b.method for b in declared.bounds} == {"one-run"}
+    assert {e.method for e in declared.estimates} == {"clopper-pearson"}
+    accounted = _recipe(members, scores, dp_sgd_claim(1.0))
+    assert {b.method for b in accounted.bounds} == {"one-run", "fdp-one-run"}
+    assert {b.n_tests for b in accounted.bounds} == {4}
+    assert {e.method for e in accounted.estimates} == {"clopper-pearson", "gdp"}
+    assert all("repeated training runs" in e.assumes for e in accounted.estimates)
+    assert all("assumed exchangeable" in b.assumes for b in accounted.bounds)
+
+
+def test_attacks_ranking_records_identically_count_once(attack_scores):
+    members, scores = attack_scores
+    loss = scores["loss"]
+    same = {"loss": loss, "confidence": np.exp(-np.exp(-loss)), "noise": scores["confidence"]}
+    outcome = _recipe(members, same, DPClaim(epsilon=1.0))
+    assert len(outcome.bounds) == 2 and {b.n_tests for b in outcome.bounds} == {2}
+    joined = next(b for b in outcome.bounds if b.source == "loss")
+    assert joined.details["same_ranking"] == "confidence"
+    assert len(outcome.estimates) == 2

@@ -6,8 +6,9 @@ import numpy as np
 import pydantic
 import pytest
 
-from attacks.metrics import evaluate_attack
-from attacks.privacy import decide, epsilon_lower_bound, family_bounds
+from attacks.audit_recipe import run_audit_recipe
+from attacks.data import Record
+from attacks.privacy import epsilon_lower_bound
 from attacks.report import (
     REPORT_SCHEMA_VERSION,
     DPClaim,
@@ -20,19 +21,34 @@ from attacks.report import (
 
 def _report() -> LeakageReport:
     rng = np.random.default_rng(0)
+    members = np.arange(800) < 400
     scores = {
-        "loss": (rng.normal(1, 1, 400), rng.normal(0, 1, 400)),
-        "confidence": (rng.normal(0.5, 1, 400), rng.normal(0, 1, 400)),
+        "loss": rng.normal(0, 1, 800) + 1.0 * members,
+        "confidence": rng.normal(0, 1, 800) + 0.5 * members,
     }
-    bounds = family_bounds(scores, delta=1e-5, gaussian=True)
+    words = [
+        "book",
+        "a",
+        "flight",
+        "cancel",
+        "my",
+        "order",
+        "play",
+        "music",
+        "set",
+        "an",
+        "alarm",
+        "for",
+        "seven",
+    ]
+    records = [
+        Record(text=" ".join(rng.choice(words, 8)), label=int(rng.integers(3)), id=str(i))
+        for i in range(800)
+    ]
     claim = DPClaim(epsilon=8.0)
-    best = best_epsilon_bound(bounds)
-    return LeakageReport(
+    outcome = run_audit_recipe(scores, members, records, claim, n_bootstrap=50)
+    return outcome.report(
         target=TargetInfo(task="text-classification", model_type="bert", num_labels=2),
-        attacks=[evaluate_attack(name, m, n, n_bootstrap=50) for name, (m, n) in scores.items()],
-        epsilon_lower_bound=best,
-        epsilon_bounds=bounds,
-        verdict=decide(claim, bounds),
         dp_claim=claim,
         utility=Utility(
             non_member_accuracy=0.8, member_accuracy=0.9, n_non_members=400, n_members=400
@@ -46,7 +62,7 @@ def _report() -> LeakageReport:
 
 def test_report_round_trips_through_json():
     report = _report()
-    assert report.schema_version == REPORT_SCHEMA_VERSION == 2
+    assert report.schema_version == REPORT_SCHEMA_VERSION == 3
     assert LeakageReport.model_validate_json(report.model_dump_json()) == report
 
 
@@ -70,10 +86,13 @@ def test_best_epsilon_bound_takes_the_largest_corrected_bound():
     report = _report()
     bounds = report.epsilon_bounds
     assert {(b.source, b.method) for b in bounds} == {
-        (source, method)
-        for source in ("loss", "confidence")
-        for method in ("clopper-pearson", "gdp")
+        (source, "one-run") for source in ("loss", "confidence")
     }
+    assert {(b.source, b.method) for b in report.epsilon_estimates} == {
+        (source, "clopper-pearson") for source in ("loss", "confidence")
+    }
+    assert report.data_checks is not None and report.data_checks.n_members == 400
+    assert report.blind_baseline is not None and report.blind_baseline.status == "not-separable"
     assert report.epsilon_lower_bound.value == max(b.value for b in bounds)
     assert best_epsilon_bound([]) is None
     rng = np.random.default_rng(1)
