@@ -513,14 +513,40 @@ def audit_run(run: dict[str, Any]) -> dict[str, Any]:
         "best_estimate": best_estimate,
         "blind_auc": None if baseline is None else baseline.auc,
         "blind_status": None if baseline is None else baseline.status,
+        "ceiling": ceiling(run),
         "n_members": int(member.sum()),
         "n_non_members": int((~member).sum()),
         "auc": max(a.auc for a in outcome.attacks),
         "member_accuracy": run["member_accuracy"],
         "non_member_accuracy": run["non_member_accuracy"],
+        "scored_by": run.get("scored_by", "the MLP's logits, uploaded as predictions"),
         "train_seconds": run["seconds"],
         "audit_seconds": time.perf_counter() - begin,
     }
+
+
+def ceiling(run: dict[str, Any]) -> dict[str, float]:
+    """The most the recipe can prove on this run's records: its bounds for a perfect attack
+    (every member scored above every non-member). A claim above this cannot be flagged by
+    any model with this many records, however broken."""
+    from attacks.audit_recipe import run_audit_recipe
+
+    member = run["member"].astype(bool)
+    outcome = run_audit_recipe(
+        {"perfect": member.astype(np.float64)},
+        member,
+        None,
+        dp_sgd_claim(run["claim"]),
+        membership_source="service",
+        seed=int(run["seed"]),
+        n_bootstrap=1,
+        n_records_at_risk=0,
+        blind=False,
+    )
+    found: dict[str, float] = {}
+    for bound in outcome.bounds:
+        found[bound.method] = max(found.get(bound.method, 0.0), bound.value)
+    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -552,6 +578,10 @@ def summarise(audits: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cp_max": max(a["estimates"].get("clopper-pearson", 0.0) for a in mine),
                 "gdp_max": max(a["estimates"].get("gdp", 0.0) for a in mine),
                 "blind_auc_max": max((a["blind_auc"] or 0.0) for a in mine),
+                "ceiling": {
+                    method: min(a["ceiling"].get(method, 0.0) for a in mine)
+                    for method in sorted({m for a in mine for m in a["ceiling"]})
+                },
                 "members_median": statistics.median(a["n_members"] for a in mine),
                 "non_members_median": statistics.median(a["n_non_members"] for a in mine),
                 "non_member_accuracy": statistics.mean(a["non_member_accuracy"] for a in mine),
@@ -625,12 +655,32 @@ def markdown(rows: list[dict[str, Any]], document: dict[str, Any]) -> str:
         "together at 95%. CP / GDP: Clopper-Pearson and Gaussian-DP over records, labelled "
         "estimates (they assume repeated training runs) that never decide; the old rule "
         "flagged a run when one of them exceeded the claim.",
+        *_ceiling_lines(rows),
         "- `claimed eps`: the tightest server-side accountant's epsilon for the owner's DP-SGD "
         "parameters (broken runs claim the parameters they believed they trained with).",
     ]
     if document.get("interim"):
         lines.insert(2, f"**INTERIM**: {document['interim']}\n")
     return "\n".join(lines) + "\n"
+
+
+def _ceiling_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """What the recipe could prove at most here: its bounds for a perfect attack."""
+    lines = []
+    for model, name in MODEL_NAMES.items():
+        mine = [r for r in rows if r["model"] == model and r["ceiling"]]
+        if not mine:
+            continue
+        methods = sorted({m for r in mine for m in r["ceiling"]})
+        best = {m: min(r["ceiling"].get(m, 0.0) for r in mine) for m in methods}
+        shown = ", ".join(f"{m} {v:.2f}" for m, v in best.items())
+        lines.append(
+            f"- Ceiling, {name} ({mine[0]['members_median']:.0f} members / "
+            f"{mine[0]['non_members_median']:.0f} non-members, median): even a perfect attack "
+            f"(every member above every non-member) proves at most {shown} through the "
+            "recipe; a larger claimed epsilon cannot be flagged with this many records."
+        )
+    return lines
 
 
 def write_readme(md_path: Path, readme: Path) -> None:
