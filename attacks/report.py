@@ -331,8 +331,9 @@ class DataChecks(_Schema):
 class BlindBaseline(_Schema):
     """A model-free attack: can the records alone tell members from non-members?
 
-    When they can (the AUC interval lies above 0.5), members and non-members were not drawn
-    from one distribution, and black-box bounds on them measure the data, not the model.
+    When they can (the AUC interval lies above 0.5, confirmed by a permutation test), members
+    and non-members were not drawn from one distribution, and black-box bounds on them
+    measure the data, not the model.
     """
 
     status: Literal["separable", "not-separable", "skipped"]
@@ -340,6 +341,9 @@ class BlindBaseline(_Schema):
     auc_ci: Interval | None = None
     n_members: int = Field(default=0, ge=0)
     n_non_members: int = Field(default=0, ge=0)
+    p_value: float | None = Field(
+        default=None, description="permutation test, run when the AUC interval lies above 0.5"
+    )
     features: str = ""
     note: str = ""
 

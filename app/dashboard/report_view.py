@@ -16,6 +16,7 @@ from app.dashboard.chart_svg import BoundBar, epsilon_svg
 from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
 from app.dashboard.roc_svg import Curve, roc_svg
 from app.dashboard.summary import LOW_FPR
+from app.reporting.common import evidence_lines
 from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, RecordAtRisk, TprAtFpr
 
 # A page, not a data export: the full list is in the report JSON.
@@ -48,6 +49,7 @@ class ReportView:
     headline: str
     epsilon_chart: Markup | None
     canaries: CanaryView | None
+    evidence: list[str]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def build_report_view(report: LeakageReport) -> ReportView:
         headline=plain_verdict(report),
         epsilon_chart=epsilon_chart(report),
         canaries=canary_view(report),
+        evidence=evidence_lines(report),
     )
 
 
@@ -125,6 +128,8 @@ def plain_verdict(report: LeakageReport) -> str:
     claim = f"ε = {fmt_eps(verdict.claimed_epsilon)}"
     if verdict.status == "no-claim":
         first = "No privacy claim was given, so there is nothing to confirm or refute."
+    elif verdict.status == "inconclusive":
+        first = f"The claim {claim} could not be tested: {verdict.explanation.split('. ', 1)[-1]}"
     elif best is None:
         first = f"No attack produced a lower bound on ε, so nothing contradicts the claim {claim}."
     elif verdict.status == "violation":

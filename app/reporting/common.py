@@ -84,3 +84,41 @@ def epsilon_line(report: LeakageReport) -> str | None:
         f"confidence (delta {bound.delta:g}; {bound.n_eval_members}+{bound.n_eval_non_members} "
         f"evaluation records; {bound.threat_model})"
     )
+
+
+def evidence_lines(report: LeakageReport) -> list[str]:
+    """Data checks, the blind baseline and the estimates, one plain sentence each: what the
+    dashboard, the Markdown and the HTML report all show before trusting any bound."""
+    lines = []
+    checks = report.data_checks
+    if checks is not None:
+        lines.append(
+            f"Data checks: {checks.duplicate_members.count} duplicate member(s), "
+            f"{checks.duplicate_non_members.count} duplicate non-member(s), "
+            f"{checks.in_both.count} text(s) in both sets; the statistics used "
+            f"{checks.n_members} members and {checks.n_non_members} non-members."
+        )
+    baseline = report.blind_baseline
+    if baseline is not None:
+        if baseline.auc is None or baseline.auc_ci is None:
+            lines.append(f"Blind baseline (no model): skipped, {baseline.note}.")
+        else:
+            ci = baseline.auc_ci
+            told = (
+                "the records alone tell members from non-members"
+                if baseline.status == "separable"
+                else "the records alone do not tell members from non-members"
+            )
+            lines.append(
+                f"Blind baseline (no model): AUC {fmt_auc(baseline.auc)} "
+                f"[{fmt_auc(ci.low)}, {fmt_auc(ci.high)}] at {ci.confidence:.0%}: {told}."
+            )
+    if report.epsilon_estimates:
+        parts = ", ".join(
+            f"{e.source} ({e.method}) ε ≥ {fmt_eps(e.value)}"
+            for e in sorted(report.epsilon_estimates, key=lambda e: -e.value)
+        )
+        lines.append(
+            f"Estimates (assume repeated training runs; they never decide the verdict): {parts}."
+        )
+    return lines

@@ -8,6 +8,7 @@ from app.reporting.common import (
     RULE_TITLES,
     auc_cell,
     epsilon_line,
+    evidence_lines,
     fpr_columns,
     gate_label,
     limit_cell,
@@ -60,5 +61,6 @@ def render_markdown(audit: AuditRead, report: LeakageReport) -> str:
     bound = epsilon_line(report)
     if bound:
         lines += ["", bound[0].upper() + bound[1:] + "."]
+    lines += [line for text in evidence_lines(report) for line in ("", text)]
     lines += ["", f"Audit `{audit.id}`."]
     return "\n".join(lines) + "\n"

@@ -35,29 +35,21 @@ def login(client, key: str) -> None:
 
 
 def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, **extra):
-    """A real report from the attacks library: members' scores shifted up by `shift` SDs."""
+    """A real report from the audit recipe: members' scores shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
-    from attacks.metrics import evaluate_attack
-    from attacks.privacy.empirical import attack_bounds
-    from attacks.privacy.verdict import decide
-    from attacks.report import DPClaim, LeakageReport, TargetInfo, Utility, best_epsilon_bound
+    from attacks.audit_recipe import run_audit_recipe
+    from attacks.report import DPClaim, TargetInfo, Utility
 
     rng = np.random.default_rng(7)
     claim = DPClaim(epsilon=claim_epsilon, delta=1e-5)
-    results, bounds = [], []
-    for name, shift in shifts.items():
-        members, non_members = rng.normal(shift, 1, n), rng.normal(0, 1, n)
-        results.append(evaluate_attack(name, members, non_members, n_bootstrap=200))
-        bounds += attack_bounds(
-            members, non_members, source=name, delta=claim.delta, n_tests=2 * len(shifts)
-        )
-    best = best_epsilon_bound(bounds)
-    return LeakageReport(
+    is_member = np.arange(2 * n) < n
+    scores = {
+        name: np.where(is_member, shift, 0.0) + rng.normal(0, 1, 2 * n)
+        for name, shift in shifts.items()
+    }
+    outcome = run_audit_recipe(scores, is_member, None, claim, n_bootstrap=200)
+    report = outcome.report(
         target=TargetInfo(task="text-classification", model_type="bert", num_labels=4),
-        attacks=results,
-        epsilon_lower_bound=best,
-        epsilon_bounds=bounds,
-        verdict=decide(claim, bounds),
         dp_claim=claim,
         utility=Utility(
             member_accuracy=1.0, non_member_accuracy=0.75, n_members=n, n_non_members=n
@@ -66,8 +58,8 @@ def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, *
         timings={"load": 0.4, "score": 2.5, "attacks": 0.3},
         library_versions={"leakgate": "0.1.0"},
         created_at=utcnow(),
-        **extra,
     )
+    return report.model_copy(update=extra)
 
 
 def store_success(audit_id: str, body: dict, *, verdict: str, auc: float, eps: float) -> None:

@@ -20,28 +20,22 @@ WORKER = "test-worker"
 
 
 def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 1.0):
-    """A real report: loss and confidence attacks, members' scores shifted up by `shift` SDs."""
+    """A real report from the audit recipe: loss and confidence attacks, members' scores
+    shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
-    from attacks.metrics import evaluate_attack
-    from attacks.privacy.empirical import family_bounds
-    from attacks.privacy.verdict import decide
-    from attacks.report import DPClaim, LeakageReport, TargetInfo, best_epsilon_bound
+    from attacks.audit_recipe import run_audit_recipe
+    from attacks.report import DPClaim, TargetInfo
 
     rng = np.random.default_rng(3)
     dp_claim = DPClaim(epsilon=claim, delta=1e-5)
-    results, scores = [], {}
-    for name, scale in (("loss", 1.0), ("confidence", 0.5)):
-        members, non_members = rng.normal(shift * scale, 1, n), rng.normal(0, 1, n_non or n)
-        results.append(evaluate_attack(name, members, non_members, n_bootstrap=200))
-        scores[name] = (members, non_members)
-    bounds = family_bounds(scores, delta=dp_claim.delta)
-    best = best_epsilon_bound(bounds)
-    return LeakageReport(
+    is_member = np.arange(n + (n_non or n)) < n
+    scores = {
+        name: np.where(is_member, shift * scale, 0.0) + rng.normal(0, 1, is_member.size)
+        for name, scale in (("loss", 1.0), ("confidence", 0.5))
+    }
+    outcome = run_audit_recipe(scores, is_member, None, dp_claim, n_bootstrap=200)
+    return outcome.report(
         target=TargetInfo(task="text-classification"),
-        attacks=results,
-        epsilon_lower_bound=best,
-        epsilon_bounds=bounds,
-        verdict=decide(dp_claim, bounds),
         dp_claim=dp_claim,
         utility=None,
         device="cpu",
@@ -172,7 +166,7 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
     verdict_rule = by_rule(leaky_read)["verdict_not_violation"]
     assert verdict_rule["status"] == "fail"
     assert re.fullmatch(
-        r"verdict violation: epsilon >= [\d.]+ \(clopper-pearson on \w+\) at 95% confidence "
+        r"verdict violation: epsilon >= [\d.]+ \(one-run on \w+\) at 95% confidence "
         r"exceeds the claimed 0\.1",
         verdict_rule["message"],
     ), verdict_rule["message"]

@@ -14,11 +14,9 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from attacks.metrics import evaluate_attack
+from attacks.audit_recipe import run_audit_recipe
 from attacks.mia import AttackInputs, get_attack
 from attacks.privacy.accounting import account_dpsgd
-from attacks.privacy.empirical import family_bounds
-from attacks.privacy.verdict import decide
 from attacks.report import DPClaim, best_epsilon_bound
 from attacks.signals import classifier_signals
 
@@ -91,15 +89,12 @@ def _audit(model, x, y, member, claim):
         logits = model(torch.from_numpy(x)).numpy().astype(np.float64)
     signals = classifier_signals(logits, y)
     names = ("loss", "confidence")
-    scores, aucs = {}, {}
-    for name in names:
-        score = get_attack(name).score(AttackInputs(target=signals))
-        aucs[name] = evaluate_attack(name, score[member], score[~member], n_bootstrap=200).auc
-        scores[name] = (score[member], score[~member])
-    # Every model here is a DP-SGD training run, so the Gaussian-DP statistic applies.
-    bounds = family_bounds(scores, delta=DELTA, gaussian=True)
-    best = best_epsilon_bound(bounds)
-    return decide(claim, bounds), best, aucs, float(np.mean(signals["correct"][~member]))
+    scores = {name: get_attack(name).score(AttackInputs(target=signals)) for name in names}
+    # The service's own recipe: one-run statistics decide (f-DP too: every claim is DP-SGD).
+    outcome = run_audit_recipe(scores, member, None, claim, n_bootstrap=200)
+    aucs = {a.name: a.auc for a in outcome.attacks}
+    best = best_epsilon_bound(outcome.bounds)
+    return outcome.verdict, best, aucs, float(np.mean(signals["correct"][~member]))
 
 
 def test_a_dp_sgd_model_is_never_called_a_violation():
