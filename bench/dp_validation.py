@@ -649,7 +649,12 @@ def markdown(rows: list[dict[str, Any]], document: dict[str, Any]) -> str:
         f"- Correct models called `violation`: {t['correct_violations']} of {t['correct_runs']} "
         f"(old rule, estimates deciding: {t['correct_old_violations']} of {t['correct_runs']}).",
         f"- Grossly broken models (no noise, no DP) flagged: {t['gross_flagged']} of "
-        f"{t['gross_runs']} (old rule: {t['gross_old_flagged']} of {t['gross_runs']}).",
+        f"{t['gross_runs']} (old rule: {t['gross_old_flagged']} of {t['gross_runs']})"
+        + "".join(
+            f"; claiming eps {e:g}: {flagged} of {n} (old rule {old} of {n})"
+            for e, (flagged, old, n) in _gross_by_claim(rows).items()
+        )
+        + ".",
         "- `one-run bound`: the largest bound of the deciding family (Steinke et al. 2023; f-DP "
         "Gaussian audit, Mahloujifar et al. 2024, for DP-SGD claims), Bonferroni-corrected "
         "together at 95%. CP / GDP: Clopper-Pearson and Gaussian-DP over records, labelled "
@@ -662,6 +667,16 @@ def markdown(rows: list[dict[str, Any]], document: dict[str, Any]) -> str:
     if document.get("interim"):
         lines.insert(2, f"**INTERIM**: {document['interim']}\n")
     return "\n".join(lines) + "\n"
+
+
+def _gross_by_claim(rows: list[dict[str, Any]]) -> dict[float, tuple[int, int, int]]:
+    """Gross bugs flagged per target epsilon: (new rule, old rule, runs)."""
+    out: dict[float, tuple[int, int, int]] = {}
+    for r in rows:
+        if r["gross"]:
+            new, old, n = out.get(r["epsilon"], (0, 0, 0))
+            out[r["epsilon"]] = (new + r["violation"], old + r["old_rule_violation"], n + r["runs"])
+    return dict(sorted(out.items()))
 
 
 def _ceiling_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -710,10 +725,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10**6,
         help="MiniLM: score seeds below this through TextClassifier, the rest by the head",
     )
+    parser.add_argument("--render", action="store_true", help="the .md again from the .json")
     parser.add_argument("--readme", action="store_true", help="README table from the .md")
     parser.add_argument("--interim", default=None, help="mark the results as interim, why")
     parser.add_argument("--out", default="dp_validation")
     args = parser.parse_args(argv)
+    if args.render:
+        document = json.loads((RESULTS_DIR / f"{args.out}.json").read_text())
+        (RESULTS_DIR / f"{args.out}.md").write_text(markdown(document["summary"], document))
+        return 0
     if args.readme:
         write_readme(RESULTS_DIR / f"{args.out}.md", REPO_ROOT / "README.md")
         return 0
