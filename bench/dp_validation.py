@@ -661,6 +661,7 @@ def markdown(rows: list[dict[str, Any]], document: dict[str, Any]) -> str:
         "estimates (they assume repeated training runs) that never decide; the old rule "
         "flagged a run when one of them exceeded the claim.",
         *_ceiling_lines(rows),
+        *_scoring_lines(document),
         "- `claimed eps`: the tightest server-side accountant's epsilon for the owner's DP-SGD "
         "parameters (broken runs claim the parameters they believed they trained with).",
     ]
@@ -677,6 +678,16 @@ def _gross_by_claim(rows: list[dict[str, Any]]) -> dict[float, tuple[int, int, i
             new, old, n = out.get(r["epsilon"], (0, 0, 0))
             out[r["epsilon"]] = (new + r["violation"], old + r["old_rule_violation"], n + r["runs"])
     return dict(sorted(out.items()))
+
+
+def _scoring_lines(document: dict[str, Any]) -> list[str]:
+    """How many runs each path scored (the service's TextClassifier, or the checked head)."""
+    counts: dict[str, int] = {}
+    for run in document.get("runs", []):
+        by = run.get("scored_by", "?")
+        counts[by] = counts.get(by, 0) + 1
+    shown = "; ".join(f"{by}: {n} runs" for by, n in sorted(counts.items()))
+    return [f"- Outputs scored by: {shown}."] if counts else []
 
 
 def _ceiling_lines(rows: list[dict[str, Any]]) -> list[str]:
