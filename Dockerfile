@@ -41,7 +41,7 @@ WORKDIR /opt/leakgate
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 
 COPY . .
-RUN pip install -c constraints.txt .
+RUN pip install -c constraints.txt '.[server]'
 
 # Run as an unprivileged user; the storage dir is created here so that a fresh named volume
 # mounted on it inherits this ownership.

@@ -31,14 +31,71 @@ class ApiError(Exception):
         self.detail = detail
 
 
+class UsageError(ValueError):
+    """The caller's input cannot be sent as it is (a folder that is not a model, say)."""
+
+
+# What a model needs, by file name; everything else in a training output folder (checkpoints,
+# optimizer and scheduler state, `training_args.bin`, RNG state, logs) is left behind.
+MODEL_FILES = {
+    "config.json",
+    "generation_config.json",
+    "adapter_config.json",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "chat_template.jinja",
+}
+
+
+def _is_model_file(name: str) -> bool:
+    return name in MODEL_FILES or name.endswith(".safetensors")
+
+
+def select_model_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files of `folder`'s top level that a model needs, and everything left out.
+
+    Only the top level counts: `save_pretrained` and `Trainer` write the final model there and
+    checkpoints in sub-folders (`checkpoint-500/`), which are never sent.
+    """
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder: pass a save_pretrained model folder")
+    has_config = (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+    if not has_config:
+        raise UsageError(
+            f"{folder} has no config.json (nor adapter_config.json): pass the folder that "
+            "save_pretrained (or Trainer.save_model) wrote, not a dataset or a checkpoint file"
+        )
+    kept, left_out = [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.is_symlink() and _is_model_file(path.name):
+            kept.append(path)
+        else:
+            left_out.append(path)
+    if not any(p.name.endswith(".safetensors") for p in kept):
+        pickled = [p.name for p in left_out if p.suffix in {".bin", ".pt", ".pth", ".ckpt"}]
+        hint = f" (found pickled {', '.join(pickled)})" if pickled else ""
+        raise UsageError(
+            f"{folder} has no .safetensors weights{hint}: re-save the model with "
+            "save_pretrained(folder, safe_serialization=True)"
+        )
+    return kept, left_out
+
+
 def pack_model_folder(folder: Path, dest: Path) -> Path:
-    """Archive a save_pretrained folder (its files at the archive's top level)."""
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: pass a save_pretrained folder")
+    """Archive the model files of a save_pretrained or Trainer output folder (top level only)."""
+    kept, _ = select_model_files(folder)
     with tarfile.open(dest, "w:gz") as tar:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                tar.add(path, arcname=str(path.relative_to(folder)))
+        for path in kept:
+            tar.add(path, arcname=path.name)
     return dest
 
 
@@ -102,15 +159,28 @@ class LeakgateClient:
         return self._json(response)
 
     def upload_model(self, folder: Path, **kwargs: Any) -> dict[str, Any]:
+        """Upload the model files of a folder; `left_out` names what was not sent."""
+        _, left_out = select_model_files(folder)
         with tempfile.TemporaryDirectory() as tmp:
             archive = pack_model_folder(folder, Path(tmp) / f"{folder.name or 'model'}.tar.gz")
-            return self.upload(archive, "model", **kwargs)
+            uploaded = self.upload(archive, "model", **kwargs)
+        return uploaded | {"left_out": [p.name for p in left_out]}
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._json(self.http.post("/v1/audits", json=spec))
 
     def audit(self, audit_id: str) -> dict[str, Any]:
         return self._json(self.http.get(f"/v1/audits/{audit_id}"))
+
+    def audits(
+        self, *, limit: int = 50, offset: int = 0, filters: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One page of the tenant's audits, newest first (filters: model_name, state, ...)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, **(filters or {})}
+        return self._json(self.http.get("/v1/audits", params=params))
+
+    def artifacts(self, *, limit: int = 50, offset: int = 0) -> Any:
+        return self._json(self.http.get("/v1/artifacts", params={"limit": limit, "offset": offset}))
 
     def report(self, audit_id: str) -> dict[str, Any]:
         """The stored leakage report (JSON)."""
@@ -149,6 +219,18 @@ class LeakgateClient:
         """A new canary set and the records to mix into training (secrets shown only here)."""
         return self._json(self.http.post("/v1/canary-sets", json=body))
 
+    def create_split(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new audit split of a candidate dataset: the service's coin decides membership."""
+        return self._json(self.http.post("/v1/audit-splits", json=body))
+
+    def split(self, split_id: str) -> dict[str, Any]:
+        return self._json(self.http.get(f"/v1/audit-splits/{split_id}"))
+
+    def split_records(self, split_id: str, side: str = "members") -> bytes:
+        """One side of a split as JSONL bytes: `members` is what the pipeline trains on."""
+        response = self.http.get(f"/v1/audit-splits/{split_id}/{side}.jsonl")
+        return self._checked(response).content
+
     def rotate_webhook_secret(self) -> str:
         """A new webhook signing secret (the old one stops working); shown only now."""
         return self._json(self.http.post("/v1/webhook-secret"))["secret"]
@@ -161,13 +243,35 @@ class LeakgateClient:
         audit_id: str,
         *,
         on_update: Callable[[dict[str, Any]], None] | None = None,
+        on_retry: Callable[[Exception, float], None] | None = None,
         poll_s: float = 1.0,
         timeout_s: float | None = None,
+        max_backoff_s: float = 30.0,
     ) -> dict[str, Any]:
-        """Poll until the audit ends; returns its final state."""
+        """Poll until the audit ends; returns its final state.
+
+        The audit lives on the server, so a lost connection, a read timeout or a 5xx (a server
+        restarting behind a proxy) is waited out with exponential backoff until the audit ends
+        or `timeout_s` passes; a 4xx (unknown audit, revoked key) is final and raised.
+        """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        delay = poll_s
         while True:
-            audit = self.audit(audit_id)
+            try:
+                audit = self.audit(audit_id)
+            except (httpx.TransportError, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status < 500:
+                    raise
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise TimeoutError(
+                        f"audit {audit_id}: server unreachable until the timeout ({exc})"
+                    ) from exc
+                if on_retry:
+                    on_retry(exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, max_backoff_s)
+                continue
+            delay = poll_s
             if on_update:
                 on_update(audit)
             if audit["state"] in FINAL_STATES:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import text
 
 from app.core.db import get_engine
-from workers.celery_app import get_celery
+from app.core.queue import get_celery
 
 router = APIRouter(tags=["health"])
 

@@ -186,7 +186,7 @@ def run_audit_recipe(
     baseline = None
     if records is not None and blind:
         baseline = run_blind_baseline(
-            [records[i] for i in keep], kept, confidence=confidence, seed=seed
+            [records[int(i)] for i in keep], kept, confidence=confidence, seed=seed
         )
 
     delta = DEFAULT_DELTA
@@ -226,9 +226,16 @@ def run_audit_recipe(
         assert canaries is not None
         canary_scores = np.array([c.score for c in canaries.canaries])
         inserted = np.array([c.inserted for c in canaries.canaries])
-        common = {"delta": delta, "confidence": confidence, "n_tests": n_tests}
         bounds.append(
-            steinke_bound(canary_scores, inserted, source="canaries", evidence="canaries", **common)
+            steinke_bound(
+                canary_scores,
+                inserted,
+                source="canaries",
+                evidence="canaries",
+                delta=delta,
+                confidence=confidence,
+                n_tests=n_tests,
+            )
         )
         if gaussian and inserted.any() and (~inserted).any():
             bounds.append(
@@ -238,7 +245,9 @@ def run_audit_recipe(
                     source="canaries",
                     evidence="canaries",
                     seed=seed,
-                    **common,
+                    delta=delta,
+                    confidence=confidence,
+                    n_tests=n_tests,
                 )
             )
     # A group may have been skipped (one class only): the family is never larger than n_tests.
@@ -254,7 +263,7 @@ def run_audit_recipe(
     at_risk = []
     if records is not None and n_records_at_risk > 0:
         at_risk = records_at_risk(
-            [records[i] for i in keep],
+            [records[int(i)] for i in keep],
             kept,
             attacks,
             {name: values[keep] for name, values in arrays.items()},

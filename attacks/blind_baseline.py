@@ -12,6 +12,7 @@ classifier that saw it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def blind_scores(records: Sequence[Record], is_member: np.ndarray, *, seed: int 
     table = np.array(
         [[r.text, "" if r.label is None else str(r.label)] for r in records], dtype=object
     )
-    columns = [("label", OneHotEncoder(handle_unknown="ignore"), [1])]
+    columns: list[tuple[str, Any, Any]] = [("label", OneHotEncoder(handle_unknown="ignore"), [1])]
     if any(r.text for r in records):
         tfidf = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True, max_features=50_000

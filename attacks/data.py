@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from attacks.bounded_json import JsonTooDeep, loads_bounded
+
 Format = Literal["jsonl", "csv"]
 
 _SUFFIX_FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".csv": "csv"}
 _OUTPUT_FIELDS = ("probs", "logits")
+_LINE_SLACK = 1 << 20
+"""Characters a JSONL line may have beyond twice the text limit (escapes, id, probs/logits),
+so that a huge line is refused before it is parsed."""
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,23 @@ def read_records(
     *,
     max_records: int | None = None,
     require_label: bool = True,
+    max_text_chars: int | None = None,
 ) -> list[Record]:
     """Read and validate every record, so a bad file fails before any model work starts.
 
     JSONL locations are file line numbers; CSV locations are row numbers counting the
     header as row 1, as spreadsheets show them. Missing files raise OSError as usual.
     Each record needs `text`, or (JSONL only) `probs`/`logits` from a black-box model.
+    A text longer than `max_text_chars` is refused (not cut): what is audited must be what
+    the pipeline trained on, and a huge record is more likely a broken export than data.
     """
     path = Path(path)
     fmt = _format_of(path) if fmt is None else fmt
     required = ("label",) if require_label else ()
     if fmt == "jsonl":
-        records = _read_jsonl(path, max_records, required)
+        records = _read_jsonl(path, max_records, required, max_text_chars)
     elif fmt == "csv":
-        records = _read_csv(path, max_records, ("text", *required))
+        records = _read_csv(path, max_records, ("text", *required), max_text_chars)
     else:
         raise DatasetError(f'unknown format "{fmt}" (use "jsonl" or "csv")')
     if not records:
@@ -108,17 +116,27 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def _read_jsonl(path: Path, max_records: int | None, required: tuple[str, ...]) -> list[Record]:
+def _read_jsonl(
+    path: Path, max_records: int | None, required: tuple[str, ...], max_text_chars: int | None
+) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, str] = {}
     for number, line in _lines(path):
         if not line.strip():
             continue
         location = f"line {number}"
+        if max_text_chars is not None and len(line) > 2 * max_text_chars + _LINE_SLACK:
+            raise DatasetError(
+                f"the line has {len(line)} characters; a record's text may have at most "
+                f"{max_text_chars}",
+                location,
+            )
         try:
-            item = json.loads(line)
+            item = loads_bounded(line)
         except json.JSONDecodeError as error:
             raise DatasetError(f"not valid JSON ({error.msg})", location) from None
+        except JsonTooDeep as error:
+            raise DatasetError(f"JSON {error}", location) from None
         if not isinstance(item, dict):
             raise DatasetError(f"expected a JSON object, got {_json_type(item)}", location)
         for name in required:
@@ -129,11 +147,13 @@ def _read_jsonl(path: Path, max_records: int | None, required: tuple[str, ...]) 
         if "text" not in item and not any(name in item for name in _OUTPUT_FIELDS):
             raise DatasetError('missing field "text" (or "probs"/"logits")', location)
         _check_room(records, max_records, location)
-        records.append(_record(item, str(number), location, seen))
+        records.append(_record(item, str(number), location, seen, max_text_chars))
     return records
 
 
-def _read_csv(path: Path, max_records: int | None, required: tuple[str, ...]) -> list[Record]:
+def _read_csv(
+    path: Path, max_records: int | None, required: tuple[str, ...], max_text_chars: int | None
+) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, str] = {}
     reader = csv.reader(line for _, line in _lines(path))
@@ -150,7 +170,9 @@ def _read_csv(path: Path, max_records: int | None, required: tuple[str, ...]) ->
                 raise DatasetError(f"expected {len(header)} fields, found {len(row)}", location)
             _check_room(records, max_records, location)
             records.append(
-                _record(dict(zip(header, row, strict=True)), str(number), location, seen)
+                _record(
+                    dict(zip(header, row, strict=True)), str(number), location, seen, max_text_chars
+                )
             )
     except csv.Error as error:
         raise DatasetError(f"not valid CSV ({error})", f"line {reader.line_num}") from None
@@ -174,11 +196,23 @@ def _check_room(records: list[Record], max_records: int | None, location: str) -
         raise DatasetError(f"too many records (the limit is {max_records})", location)
 
 
-def _record(item: dict[str, Any], number: str, location: str, seen: dict[str, str]) -> Record:
+def _record(
+    item: dict[str, Any],
+    number: str,
+    location: str,
+    seen: dict[str, str],
+    max_text_chars: int | None = None,
+) -> Record:
     outputs, outputs_kind = _outputs(item, location)
     text = item.get("text", "")
     if not isinstance(text, str):
         raise DatasetError(f'"text" must be a string, got {_json_type(text)}', location)
+    if max_text_chars is not None and len(text) > max_text_chars:
+        raise DatasetError(
+            f'"text" has {len(text)} characters, more than the limit of {max_text_chars}; '
+            "split or shorten the record (the model scores at most its first max_length tokens)",
+            location,
+        )
     if outputs is None and not text.strip():
         raise DatasetError("empty text", location)
     label = item.get("label")

@@ -17,13 +17,18 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# More DP-SGD steps than any training run takes; bounds the accountants' work and keeps
+# epochs / sample_rate a finite integer (1e308 epochs once overflowed math.ceil).
+MAX_DPSGD_STEPS = 10**9
+
+
 class DPSGDParameters(_Schema):
     """How a model was trained with DP-SGD; an accountant turns this into epsilon."""
 
-    noise_multiplier: float = Field(gt=0)
+    noise_multiplier: float = Field(gt=0, le=1e6)
     sample_rate: float = Field(gt=0, le=1)
-    steps: int | None = Field(default=None, ge=1)
-    epochs: float | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, ge=1, le=MAX_DPSGD_STEPS)
+    epochs: float | None = Field(default=None, gt=0, le=MAX_DPSGD_STEPS)
     accountant: Literal["rdp", "pld", "prv"] | None = Field(
         default=None,
         description="accountant whose epsilon is the claim; default: the tightest of them all",
@@ -33,6 +38,11 @@ class DPSGDParameters(_Schema):
     def _steps_or_epochs(self) -> DPSGDParameters:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give either steps or epochs of DP-SGD training")
+        if self.epochs is not None and self.epochs / self.sample_rate > MAX_DPSGD_STEPS:
+            raise ValueError(
+                f"epochs / sample_rate gives more than {MAX_DPSGD_STEPS} DP-SGD steps; "
+                "check the epochs and the sample rate"
+            )
         return self
 
     @property
@@ -52,12 +62,15 @@ class AccountedEpsilon(_Schema):
 
 
 class DPClaim(_Schema):
-    """The (epsilon, delta) differential-privacy guarantee the model's owner claims.
+    """The (epsilon, delta) differential-privacy guarantee the model's owner claims, as reported.
 
-    Either declared (`epsilon`) or computed from DP-SGD parameters by real accountants
-    (`dp_sgd`): every accountant's epsilon is kept in `accountants`, and `accounted_epsilon`
-    is the tightest one (or the one `dp_sgd.accountant` names). When both are given the
-    declared epsilon is checked.
+    Either declared (`epsilon`) or computed by the server from DP-SGD parameters (`dp_sgd`):
+    every accountant's epsilon is kept in `accountants`, and `accounted_epsilon` is the
+    tightest one (or the one `dp_sgd.accountant` names). When both are given the declared
+    epsilon is the one checked. `accounted_epsilon`, `accountant` and `accountants` are
+    outputs: the audit spec's claim (app.audits.schemas.DPClaimSpec) refuses them, and
+    `attacks.privacy.accounting.resolve_claim` fills them; this schema never runs an
+    accountant, so reading a stored claim costs nothing and cannot change it.
     """
 
     epsilon: float | None = Field(default=None, gt=0)
@@ -70,22 +83,39 @@ class DPClaim(_Schema):
 
     @model_validator(mode="after")
     def _resolve_epsilon(self) -> DPClaim:
-        if self.epsilon is None and self.dp_sgd is None:
-            raise ValueError("a DP claim needs epsilon, or dp_sgd parameters to account for")
-        if self.dp_sgd is not None and self.accounted_epsilon is None:
-            from attacks.privacy.accounting import account_dpsgd, tightest
-
-            self.accountants = account_dpsgd(
-                noise_multiplier=self.dp_sgd.noise_multiplier,
-                sample_rate=self.dp_sgd.sample_rate,
-                steps=self.dp_sgd.n_steps,
-                delta=self.delta,
+        if self.epsilon is None and self.accounted_epsilon is None:
+            raise ValueError(
+                "a DP claim needs epsilon, or dp_sgd parameters accounted for by the server "
+                "(attacks.privacy.accounting.resolve_claim)"
             )
-            chosen = tightest(self.accountants, self.dp_sgd.accountant)
-            self.accounted_epsilon, self.accountant = chosen.epsilon, chosen.accountant
         if self.epsilon is None:
             self.epsilon = self.accounted_epsilon
         return self
+
+    @property
+    def epsilon_source(self) -> Literal["declared", "accountant"]:
+        """Where the checked epsilon comes from: the owner's declaration or an accountant."""
+        if self.dp_sgd is not None and self.accounted_epsilon == self.epsilon:
+            return "accountant"
+        return "declared"
+
+    @property
+    def epsilon_origin(self) -> str:
+        """Where the checked epsilon comes from, in words for a verdict's explanation."""
+        if self.epsilon_source == "accountant":
+            text = f"computed by the server from the DP-SGD parameters ({self.accountant})"
+            usable = [a for a in self.accountants if a.epsilon is not None]
+            if len(usable) > 1:
+                text += ", the tightest of " + ", ".join(
+                    f"{a.accountant} {a.epsilon:.3g}" for a in usable
+                )
+            return text
+        text = "declared by the model's owner"
+        if self.accounted_epsilon is not None:
+            text += (
+                f" (the DP-SGD parameters give {self.accounted_epsilon:.3g} by {self.accountant})"
+            )
+        return text
 
     @property
     def claimed_epsilon(self) -> float:

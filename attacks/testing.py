@@ -66,7 +66,6 @@ def build_tiny_text_classifier(
         max_position_embeddings=512,
         initializer_range=0.5,
         pad_token_id=vocab["[PAD]"],
-        num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={name: index for index, name in enumerate(names)},
     )
@@ -149,6 +148,6 @@ def train_tiny_causal_lm(
             loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
             loss.backward()
             optimizer.step()
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     model.save_pretrained(folder, safe_serialization=True)
     return folder

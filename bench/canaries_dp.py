@@ -72,7 +72,7 @@ def _train_dp(folder: Path, records: list[dict], *, epsilon: float, epochs: int)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     model.save_pretrained(folder, safe_serialization=True)
     return {"noise_multiplier": optimizer.noise_multiplier, "epsilon": engine.get_epsilon(DELTA)}
 

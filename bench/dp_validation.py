@@ -192,7 +192,7 @@ def train_private(
                 optimizer.zero_grad()
                 loss_fn(head(x), y).backward()
                 optimizer.step()
-        return head.eval(), claim  # safe: torch Module.eval() (inference mode), not Python eval
+        return head.eval(), claim
     used_sigma = 0.0 if setting.kind == "no-noise" else sigma
     norm = BIG_NORM if setting.kind == "no-clipping" else 1.0
     optimizer = torch.optim.Adam(head.parameters(), lr=config["lr_dp"])
@@ -213,7 +213,7 @@ def train_private(
             optimizer.zero_grad()
             loss_fn(module(x), y).backward()
             optimizer.step()
-    return module._module.eval(), claim  # safe: torch Module.eval(), not Python eval
+    return module._module.eval(), claim
 
 
 def run_digits(setting: Setting, seed: int) -> dict[str, Any]:
@@ -295,7 +295,7 @@ class MiniLMFactory:
             num_labels=len(self.intents),
             id2label=dict(enumerate(self.intents)),
             label2id={name: i for i, name in enumerate(self.intents)},
-        ).eval()  # safe: torch Module.eval() (inference mode), not Python eval
+        ).eval()
         # Every run's head starts from the pretrained pooler, not the previous run's.
         self.pooler = nn.Linear(self.base.config.hidden_size, self.base.config.hidden_size)
         self.pooler.load_state_dict(self.base.bert.pooler.dense.state_dict())
@@ -439,17 +439,13 @@ _CLAIMS: dict[tuple[float, float, int], Any] = {}
 def dp_sgd_claim(params: dict[str, Any]) -> Any:
     """The claim the service would check for these DP-SGD parameters (server-side accounting,
     once per distinct parameters)."""
-    from attacks.report import DPClaim, DPSGDParameters
+    from attacks.privacy.accounting import resolve_claim
+    from attacks.report import DPSGDParameters
 
     key = (float(params["noise_multiplier"]), float(params["sample_rate"]), int(params["steps"]))
     if key not in _CLAIMS:
         parameters = DPSGDParameters(noise_multiplier=key[0], sample_rate=key[1], steps=key[2])
-        try:
-            from attacks.privacy.accounting import resolve_claim
-        except ImportError:  # before server-side accounting: the claim accounts for itself
-            _CLAIMS[key] = DPClaim(delta=DELTA, dp_sgd=parameters)
-        else:
-            _CLAIMS[key] = resolve_claim(epsilon=None, delta=DELTA, dp_sgd=parameters)
+        _CLAIMS[key] = resolve_claim(epsilon=None, delta=DELTA, dp_sgd=parameters)
     return _CLAIMS[key]
 
 

@@ -353,7 +353,7 @@ class _PeerInputs:
         target = spec["target"]
         path = target["model_dir"]
         model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-        model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+        model.eval()
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         members = read_jsonl(target["members"])
         non_members = read_jsonl(target["non_members"])
@@ -392,7 +392,7 @@ def _ids_to_logits(model: Any, pad_id: int) -> Any:
             ids = ids.long()
             return self.model(input_ids=ids, attention_mask=(ids != pad_id).long()).logits
 
-    return IdsToLogits().eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    return IdsToLogits().eval()
 
 
 def _art_classifier(inputs: _PeerInputs) -> Any:
@@ -492,7 +492,7 @@ def _import_privacy_meter() -> tuple[types.SimpleNamespace, list[str]]:
         if name not in sys.modules and importlib.util.find_spec(name) is None:
             stub = types.ModuleType(name)
             stub.__spec__ = importlib.util.spec_from_loader(name, loader=None)
-            stub.GradSampleModule = None  # type: ignore[attr-defined]  # what opacus gives
+            stub.__dict__["GradSampleModule"] = None  # what opacus gives
             sys.modules[name] = stub
             stubbed.append(name)
     try:

@@ -162,11 +162,11 @@ def _reference_api() -> Any:
 
 
 def _inclusion_masks(n: int, k: int, seed: int) -> Any:
-    try:
-        from attacks.reference.masks import inclusion_masks
+    try:  # older checkouts kept the masks in the package itself
+        module = importlib.import_module("attacks.reference.masks")
     except ImportError:
-        from attacks.reference import inclusion_masks  # type: ignore[attr-defined,no-redef]
-    return inclusion_masks(n, k, seed=seed)
+        module = importlib.import_module("attacks.reference")
+    return module.inclusion_masks(n, k, seed=seed)
 
 
 def _out_accuracy(logits: Any, labels: Any, masks: Any) -> float:

@@ -13,7 +13,7 @@ import typer.main
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres", "redis", "migrate", "api", "worker"}
+SERVICES = {"postgres", "redis", "migrate", "api", "worker", "sweeper"}
 STORAGE = "/var/lib/leakgate"
 
 
@@ -65,15 +65,20 @@ def _leakgate_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_compose_has_the_five_services(compose: dict[str, Any]) -> None:
+def test_compose_has_the_six_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == SERVICES
-    assert set(_leakgate_services(compose)) == {"migrate", "api", "worker"}
+    assert set(_leakgate_services(compose)) == {"migrate", "api", "worker", "sweeper"}
 
 
 def test_compose_commands_are_registered_cli_commands(
     compose: dict[str, Any], cli_group: Any
 ) -> None:
-    expected = {"migrate": ["db", "upgrade"], "api": ["api"], "worker": ["worker"]}
+    expected = {
+        "migrate": ["db", "upgrade"],
+        "api": ["api"],
+        "worker": ["worker"],
+        "sweeper": ["sweeper"],
+    }
     for name, svc in _leakgate_services(compose).items():
         words = _words(svc["command"])
         assert words[1 : 1 + len(expected[name])] == expected[name], name
@@ -95,11 +100,16 @@ def test_compose_wiring(compose: dict[str, Any]) -> None:
     assert "pg_isready" in " ".join(_words(services["postgres"]["healthcheck"]["test"]))
     assert services["redis"]["image"].startswith("redis:7")
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "sweeper"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
         assert "redis" in deps, name
+    for name in ("api", "worker"):
         assert f"storage:{STORAGE}" in services[name]["volumes"], name
+    # Recovery without an API: the sweeper service runs it, so the API's thread is off.
+    assert services["sweeper"]["restart"] == "unless-stopped"
+    assert services["api"]["environment"]["LEAKGATE_API_SWEEPER"] == "false"
+    assert "LEAKGATE_API_SWEEPER" not in services["sweeper"]["environment"]
     assert "storage" in compose["volumes"]
     assert "8000:8000" in services["api"]["ports"]
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
@@ -125,7 +135,7 @@ def test_dockerfile_torch_pin_matches_constraints(dockerfile: list[str]) -> None
     assert torch_pins and set(torch_pins) == {pin.group(1)}
     torch_line = next(ln for ln in pip_lines if "torch==" in ln)
     assert "--index-url" in torch_line and "TORCH_INDEX_URL" in torch_line
-    assert any(re.search(r"pip install -c constraints\.txt \.(\s|$)", ln) for ln in pip_lines)
+    assert any("pip install -c constraints.txt '.[server]'" in ln for ln in pip_lines)
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile
 
 

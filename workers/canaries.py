@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from app.canaries import service as canary_service
 from app.canaries.models import CanarySet
-from attacks.canaries import CanaryOptions, measure_canaries
+from attacks.canaries.audit import CanaryOptions, measure_canaries
 from attacks.report import CanaryReport
 from workers.context import AuditContext
 
@@ -22,17 +24,17 @@ def canary_section(
         raise LookupError(f"canary set {spec.canary_set} is gone")
     assert spec.target is not None
     ctx.progress(start, "loading model for canaries", force=True)
+    from attacks.targets import CausalLM, TextClassifier
+
+    target: TextClassifier | CausalLM
+    task: Literal["text-classification", "causal-lm"]
     if spec.task == "text-classification":
-        from attacks.targets import TextClassifier
-
-        target = TextClassifier.load(ctx.model_dir(spec.target))
+        target, task = TextClassifier.load(ctx.model_dir(spec.target)), spec.task
     else:
-        from attacks.targets import CausalLM
-
-        target = CausalLM.load(ctx.model_dir(spec.target))
+        target, task = CausalLM.load(ctx.model_dir(spec.target)), "causal-lm"
     canaries = canary_service.canaries_of(row)
     label_ids = None
-    if spec.task == "text-classification":
+    if isinstance(target, TextClassifier):
         label_ids = target.label_ids([c.label for c in canaries]).tolist()
     options = CanaryOptions(
         batch_size=max(spec.options.batch_size, 256),
@@ -44,7 +46,7 @@ def canary_section(
         return measure_canaries(
             target.model,
             target.tokenizer,
-            spec.task,
+            task,
             canary_set=row.id,
             kind=row.kind,
             canaries=canaries,

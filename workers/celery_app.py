@@ -1,53 +1,10 @@
-"""The Celery application, configured for long audits. Light to import: no torch here.
-
-Production uses Redis; the embedded mode uses Kombu's SQLAlchemy transport on a SQLite file, so
-the same task code runs with no broker server.
-"""
+"""The worker's Celery app: the one `app.core.queue` builds, on which the tasks register under
+its task names (the API only sends by those names)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from app.core.queue import DELIVER_WEBHOOK_TASK, RUN_AUDIT_TASK, get_celery
 
-from celery import Celery
-
-from app.core.config import get_settings
-
-RUN_AUDIT_TASK = "leakgate.run_audit"
-DELIVER_WEBHOOK_TASK = "leakgate.deliver_webhook"
-
-
-@lru_cache
-def get_celery() -> Celery:
-    settings = get_settings()
-    settings.ensure_dirs()
-    celery = Celery(
-        "leakgate", broker=settings.broker_url, include=["workers.tasks", "workers.webhooks"]
-    )
-    celery.conf.update(
-        task_default_queue=settings.queue_name,
-        task_ignore_result=True,  # state lives in the audits table, not in a result backend
-        task_acks_late=True,  # a worker that dies mid-audit leaves the message for another
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,  # one long audit at a time per process
-        task_soft_time_limit=settings.task_soft_time_limit_s,
-        task_time_limit=settings.task_hard_time_limit_s,
-        # Kombu's SQLAlchemy transport hands these options to create_engine, so Redis only.
-        broker_transport_options=(
-            {}
-            if settings.embedded_broker
-            else {"visibility_timeout": settings.visibility_timeout_s}
-        ),
-        broker_connection_retry_on_startup=True,
-        task_publish_retry_policy={
-            "max_retries": 2,
-            "interval_start": 0,
-            "interval_step": 0.5,
-            "interval_max": 1,
-        },
-        worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-    )
-    return celery
-
+__all__ = ["DELIVER_WEBHOOK_TASK", "RUN_AUDIT_TASK", "celery_app"]
 
 celery_app = get_celery()

@@ -1,7 +1,10 @@
-"""What every stage of one audit needs: the spec, its artifacts, storage and progress."""
+"""What every stage of one audit needs: the spec, its artifacts, storage, progress and a
+heartbeat."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,9 +16,45 @@ from app.artifacts.models import Artifact
 from app.artifacts.storage import Storage
 from app.audits import lifecycle
 from app.audits.models import Audit
-from app.audits.schemas import AuditSpec
+from app.audits.schemas import StoredAuditSpec
 from app.core.config import Settings
+from app.core.db import session_factory
 from attacks.data import Record, read_records
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Writes a claimed audit's heartbeat every `interval_s` from a thread of its own.
+
+    Stages call the progress reporter when they can, but some are silent for long (a model
+    load, one big reference-model epoch); the heartbeat must say "this worker is alive" through
+    them, or the sweeper would hand a live audit to a second worker. The thread uses its own
+    session (sessions are not shared across threads), stops when the audit is no longer this
+    worker's, and survives a database outage by trying again at the next beat.
+    """
+
+    def __init__(self, audit_id: str, worker: str, interval_s: float) -> None:
+        self.audit_id, self.worker, self.interval_s = audit_id, worker, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{audit_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(5.0, 2 * self.interval_s))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                with session_factory()() as db_session:
+                    if not lifecycle.beat(db_session, self.audit_id, worker=self.worker):
+                        return  # ended, cancelled and ended, or taken over: nothing to keep alive
+            except Exception:
+                log.warning("heartbeat of audit %s not written; retrying", self.audit_id)
 
 
 class ProgressReporter:
@@ -45,7 +84,7 @@ class ProgressReporter:
 class AuditContext:
     db_session: Session
     audit: Audit
-    spec: AuditSpec
+    spec: StoredAuditSpec
     settings: Settings
     storage: Storage
     progress: ProgressReporter
@@ -62,6 +101,8 @@ class AuditContext:
             self.artifact(artifact_id).sha256,
             max_entries=self.settings.max_archive_entries,
             max_unpacked_bytes=self.settings.max_archive_unpacked_bytes,
+            max_file_bytes=self.settings.max_archive_file_bytes,
+            reserve_bytes=self.settings.storage_reserve_bytes,
         )
 
     def records(self, artifact_id: str) -> list[Record]:

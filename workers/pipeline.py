@@ -16,7 +16,7 @@ from transformers.utils import logging as hf_logging
 from app.artifacts.storage import Storage
 from app.audits import lifecycle
 from app.audits.models import Audit
-from app.audits.schemas import AuditSpec
+from app.audits.schemas import StoredAuditSpec
 from app.core.config import Settings
 from app.core.timeutil import utcnow
 from attacks.audit_recipe import DEFAULT_DELTA, run_audit_recipe
@@ -34,7 +34,7 @@ hf_logging.disable_progress_bar()
 def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: Settings) -> None:
     audit = db_session.get(Audit, audit_id)
     assert audit is not None and settings.storage_dir is not None
-    spec = AuditSpec.model_validate(audit.spec)
+    spec = StoredAuditSpec.model_validate(audit.spec)  # resolved at submission: no accounting
     ctx = AuditContext(
         db_session=db_session,
         audit=audit,
@@ -55,7 +55,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
             signal_set.is_member,
             signal_set.records,
             spec.dp_claim,
-            membership_source=membership_source(spec),
+            membership_source=spec.membership_source,
             canaries=canaries,
             confidence=spec.options.confidence,
             seed=spec.options.seed,
@@ -89,12 +89,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
     )
 
 
-def membership_source(spec: AuditSpec) -> str:
-    """ "service" when the audit names an audit split (leakgate's coin drew membership)."""
-    return "service" if getattr(spec, "split", None) else "pipeline"
-
-
-def _bound_delta(spec: AuditSpec) -> float:
+def _bound_delta(spec: StoredAuditSpec) -> float:
     """The delta the canaries' stand-alone bound uses: the (group) claim's, as the verdict's."""
     if spec.dp_claim is None:
         return DEFAULT_DELTA

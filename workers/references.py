@@ -7,6 +7,7 @@ every audited record is IN for about half of them; offline mode trains on popula
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
 
@@ -51,6 +52,7 @@ def text_classifier_references(
     population_signals = classifier_signals(population_logits, population_labels)
 
     began = time.perf_counter()
+    source: Literal["trained", "uploaded"]
     if ref_spec.uploaded:
         logits, in_mask, training_s, together = _uploaded(ctx, records, population, texts)
         source = "uploaded"

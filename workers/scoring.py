@@ -38,6 +38,8 @@ class SignalSet:
 
 
 def _audited(ctx: AuditContext) -> tuple[list[Record], int]:
+    # The submit service resolves an audit split into both artifacts before queuing.
+    assert ctx.spec.members is not None and ctx.spec.non_members is not None
     members = ctx.records(ctx.spec.members)
     non_members = ctx.records(ctx.spec.non_members)
     return members + non_members, len(members)
@@ -110,6 +112,14 @@ def score_text_classifier(ctx: AuditContext) -> SignalSet:
     )
 
 
+def _class_indices(records: list[Record]) -> np.ndarray:
+    """Predictions' labels: class indices (the upload check requires them)."""
+    labels = [r.label for r in records]
+    if any(label is None for label in labels):
+        raise ValueError("every record of a predictions dataset needs a label")
+    return np.array([int(label) for label in labels if label is not None])
+
+
 def score_predictions(ctx: AuditContext) -> SignalSet:
     """A black-box target: the pipeline uploaded each record's class probabilities or logits."""
     with ctx.timed("load"):
@@ -118,13 +128,13 @@ def score_predictions(ctx: AuditContext) -> SignalSet:
     logits = np.array([r.outputs for r in records], dtype=np.float64)
     if records[0].outputs_kind == "probs":
         logits = np.log(np.clip(logits, 1e-300, None))
-    labels = np.array([int(r.label) for r in records])  # type: ignore[arg-type]
+    labels = _class_indices(records)
     signals = classifier_signals(logits, labels)
     evaluation_correct = None
     if ctx.spec.evaluation is not None:
         evaluation = ctx.records(ctx.spec.evaluation)
         outputs = np.array([r.outputs for r in evaluation], dtype=np.float64)
-        truth = np.array([int(r.label) for r in evaluation])  # type: ignore[arg-type]
+        truth = _class_indices(evaluation)
         evaluation_correct = np.argmax(outputs, axis=1) == truth
     return SignalSet(
         inputs=AttackInputs(target=signals),

@@ -7,13 +7,17 @@ import os
 import socket
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app.audits import lifecycle
 from app.audits.models import Audit
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.db import session_factory
 from app.webhooks.queue import enqueue_delivery
+from workers import process  # noqa: F401  (per-child hooks: fresh database pools)
 from workers.celery_app import RUN_AUDIT_TASK, celery_app
+from workers.context import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -40,49 +44,64 @@ def _run_audit(audit_id: str) -> str:
     worker = worker_name()
     with session_factory()() as db_session:
         if not lifecycle.claim(
-            db_session, audit_id, worker=worker, stale_after_s=settings.stale_after_s
+            db_session,
+            audit_id,
+            worker=worker,
+            stale_after_s=settings.stale_after_s,
+            max_attempts=settings.max_attempts,
         ):
             log.info("audit %s is not claimable (taken, finished or cancelled); skipping", audit_id)
             return "skipped"
-        from workers.pipeline import run_pipeline  # torch is imported here, in the task only
+        with Heartbeat(audit_id, worker, settings.heartbeat_interval_s):
+            return _run_claimed(db_session, audit_id, worker, settings)
 
-        if settings.torch_threads:
-            import torch
 
-            torch.set_num_threads(settings.torch_threads)
+def _run_claimed(db_session: Session, audit_id: str, worker: str, settings: Settings) -> str:
+    from workers.pipeline import run_pipeline  # torch is imported here, in the task only
 
-        try:
-            run_pipeline(db_session, audit_id, worker=worker, settings=settings)
-        except lifecycle.AuditCancelled:
-            lifecycle.end(
-                db_session,
-                audit_id,
-                worker=worker,
-                state="cancelled",
-                message="cancelled by the user",
-            )
-            return "cancelled"
-        except lifecycle.LostClaim:
-            log.warning("audit %s was taken over by another worker; stopping", audit_id)
-            return "lost"
-        except SoftTimeLimitExceeded:
-            lifecycle.end(
-                db_session,
-                audit_id,
-                worker=worker,
-                state="failed",
-                message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s",
-            )
-            return "failed"
-        except Exception as exc:
-            log.exception("audit %s failed", audit_id)
-            db_session.rollback()
-            lifecycle.end(
-                db_session,
-                audit_id,
-                worker=worker,
-                state="failed",
-                message=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-            return "failed"
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+
+    try:
+        run_pipeline(db_session, audit_id, worker=worker, settings=settings)
+    except lifecycle.AuditCancelled:
+        lifecycle.end(
+            db_session,
+            audit_id,
+            worker=worker,
+            state="cancelled",
+            message="cancelled by the user",
+        )
+        return "cancelled"
+    except lifecycle.LostClaim:
+        log.warning("audit %s was taken over by another worker; stopping", audit_id)
+        return "lost"
+    except SoftTimeLimitExceeded:
+        lifecycle.end(
+            db_session,
+            audit_id,
+            worker=worker,
+            state="failed",
+            message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s",
+        )
+        return "failed"
+    except OperationalError:
+        # The database went away (restart, failover, network): not the audit's fault, and
+        # nothing can be recorded now. The heartbeat stops with this task, so the sweeper hands
+        # the audit to a new delivery once it is stale; `max_attempts` bounds the retries.
+        log.warning("audit %s interrupted by a database error; left for a retry", audit_id)
+        return "interrupted"
+    except Exception as exc:
+        log.exception("audit %s failed", audit_id)
+        db_session.rollback()
+        lifecycle.end(
+            db_session,
+            audit_id,
+            worker=worker,
+            state="failed",
+            message=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        return "failed"
     return "succeeded"

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.artifacts.storage import Storage
 from app.core.config import Settings, get_settings
 from app.core.db import get_db
+from app.core.errors import Unauthorized
 from app.tenants.models import Tenant
 from app.tenants.service import tenant_for_key
 
 SessionDep = Annotated[Session, Depends(get_db)]
+
+# Pages start at most this far in: more than any account holds, well inside a 64-bit OFFSET.
+MAX_OFFSET = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `leakgate keys create`.")
@@ -25,19 +30,13 @@ def current_tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
+        raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>' (create one with "
-            "`leakgate keys create --tenant NAME`)",
-            headers={"WWW-Authenticate": "Bearer"},
+            "`leakgate keys create --tenant NAME`)"
         )
     tenant = tenant_for_key(db_session=db_session, key=credentials.credentials)
     if tenant is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown or revoked API key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise Unauthorized("unknown or revoked API key")
     return tenant
 
 

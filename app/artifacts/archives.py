@@ -10,17 +10,20 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from app.artifacts.errors import ArtifactRejected
+from app.artifacts.errors import ArtifactRejected, StorageFull
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz"}
 ALLOWED_SUFFIXES = {".json", ".safetensors", ".txt", ".model", ".md", ".jinja"}
 ALLOWED_NAMES = {"README", "LICENSE", ".gitattributes"}
+WEIGHT_SUFFIX = ".safetensors"
+"""Weights may be as large as the archive limit; every other file has its own, smaller limit."""
 PICKLE_HINT = (
     "pickled weights can run code when loaded, so leakgate refuses them; re-save the model with "
     "model.save_pretrained(folder, safe_serialization=True) and upload the folder"
@@ -79,7 +82,9 @@ def _check_file_type(path: PurePosixPath) -> None:
         )
 
 
-def list_entries(path: Path, *, max_entries: int, max_unpacked_bytes: int) -> list[Entry]:
+def list_entries(
+    path: Path, *, max_entries: int, max_unpacked_bytes: int, max_file_bytes: int | None = None
+) -> list[Entry]:
     """Check every entry's path, type and declared size; return the regular files."""
     kind = sniff_archive(path)
     entries: list[Entry] = []
@@ -98,6 +103,7 @@ def list_entries(path: Path, *, max_entries: int, max_unpacked_bytes: int) -> li
                 "are accepted"
             )
         _check_file_type(name)
+        _check_file_size(name, size, max_file_bytes)
         total += size
         if total > max_unpacked_bytes:
             raise ArtifactRejected(
@@ -107,6 +113,26 @@ def list_entries(path: Path, *, max_entries: int, max_unpacked_bytes: int) -> li
     if not entries:
         raise ArtifactRejected("archive is empty")
     return _strip_common_folder(entries)
+
+
+def _check_file_size(name: PurePosixPath, size: int, max_file_bytes: int | None) -> None:
+    if max_file_bytes is None or name.suffix.lower() == WEIGHT_SUFFIX or size <= max_file_bytes:
+        return
+    raise ArtifactRejected(
+        f"archive entry {str(name)!r} unpacks to more than {max_file_bytes} bytes, the limit for "
+        "files other than *.safetensors (LEAKGATE_MAX_ARCHIVE_FILE_BYTES)"
+    )
+
+
+def check_free_space(folder: Path, needed: int, reserve: int) -> None:
+    """Refuse work that would leave less than `reserve` bytes free on `folder`'s volume."""
+    free = shutil.disk_usage(folder).free
+    if free - needed < reserve:
+        raise StorageFull(
+            f"insufficient storage: {needed} bytes are needed, {free} are free and "
+            f"{reserve} must stay free (LEAKGATE_STORAGE_RESERVE_BYTES); try again later or "
+            "ask the operator to free space (leakgate gc)"
+        )
 
 
 def _iter_members(path: Path, kind: str) -> Iterator[tuple[str, int, bool, bool, object]]:
@@ -121,8 +147,8 @@ def _iter_members(path: Path, kind: str) -> Iterator[tuple[str, int, bool, bool,
                     yield info.filename, info.file_size, not is_dir and not special, is_dir, info
         else:
             with tarfile.open(path, "r:*") as tf:
-                for info in tf:
-                    yield info.name, info.size, info.isreg(), info.isdir(), info
+                for member in tf:
+                    yield member.name, member.size, member.isreg(), member.isdir(), member
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ArtifactRejected(f"archive is corrupt or truncated: {exc}") from exc
 
@@ -138,21 +164,73 @@ def _strip_common_folder(entries: list[Entry]) -> list[Entry]:
 @contextmanager
 def _open_member(archive: Path, kind: str, entry: Entry) -> Iterator[IO[bytes]]:
     if kind == "zip":
-        with zipfile.ZipFile(archive) as zf, zf.open(entry.source) as fh:  # type: ignore[arg-type]
+        assert isinstance(entry.source, zipfile.ZipInfo)
+        with zipfile.ZipFile(archive) as zf, zf.open(entry.source) as fh:
             yield fh
     else:
         with tarfile.open(archive, "r:*") as tf:
-            fh = tf.extractfile(entry.source)  # type: ignore[arg-type]
-            assert fh is not None
-            with fh:
-                yield fh
+            assert isinstance(entry.source, tarfile.TarInfo)
+            extracted = tf.extractfile(entry.source)
+            assert extracted is not None
+            with extracted:
+                yield extracted
 
 
-def extract(archive: Path, dest: Path, *, max_entries: int, max_unpacked_bytes: int) -> None:
-    """Write the archive's checked regular files under `dest`, counting real bytes written."""
-    entries = list_entries(archive, max_entries=max_entries, max_unpacked_bytes=max_unpacked_bytes)
+# What a damaged archive raises while its data is read: bad deflate or gzip data, a CRC or
+# size that does not match (BadZipFile), data that ends early (EOFError, tarfile.ReadError).
+CORRUPT_DATA_ERRORS = (zlib.error, zipfile.BadZipFile, tarfile.TarError, EOFError)
+
+
+def extract(
+    archive: Path,
+    dest: Path,
+    *,
+    max_entries: int,
+    max_unpacked_bytes: int,
+    max_file_bytes: int | None = None,
+    reserve_bytes: int | None = None,
+) -> None:
+    """Write the archive's checked regular files under `dest`, counting real bytes written.
+
+    Header sizes can lie (a tar header, a zip's declared size), so the limits are enforced
+    again on the bytes actually written, per file and in total. With `reserve_bytes`, the
+    declared total must fit the free space first. Damaged compressed data is a 422.
+    """
+    try:
+        _extract(
+            archive,
+            dest,
+            max_entries=max_entries,
+            max_unpacked_bytes=max_unpacked_bytes,
+            max_file_bytes=max_file_bytes,
+            reserve_bytes=reserve_bytes,
+        )
+    except CORRUPT_DATA_ERRORS as exc:
+        raise ArtifactRejected(
+            f"archive is corrupt: its compressed data cannot be read ({type(exc).__name__}: "
+            f"{exc}); re-create it (tar czf / zip) and upload it again"
+        ) from exc
+
+
+def _extract(
+    archive: Path,
+    dest: Path,
+    *,
+    max_entries: int,
+    max_unpacked_bytes: int,
+    max_file_bytes: int | None,
+    reserve_bytes: int | None,
+) -> None:
+    entries = list_entries(
+        archive,
+        max_entries=max_entries,
+        max_unpacked_bytes=max_unpacked_bytes,
+        max_file_bytes=max_file_bytes,
+    )
     kind = sniff_archive(archive)
     dest.mkdir(parents=True, exist_ok=True)
+    if reserve_bytes is not None:
+        check_free_space(dest, sum(e.size for e in entries), reserve_bytes)
     root = dest.resolve()
     written = 0
     for entry in entries:
@@ -161,8 +239,11 @@ def extract(archive: Path, dest: Path, *, max_entries: int, max_unpacked_bytes: 
             raise ArtifactRejected(f"archive entry {str(entry.path)!r} escapes the folder")
         target.parent.mkdir(parents=True, exist_ok=True)
         with _open_member(archive, kind, entry) as src, target.open("wb") as out:
+            file_written = 0
             while chunk := src.read(1 << 20):
                 written += len(chunk)
+                file_written += len(chunk)
+                _check_file_size(entry.path, file_written, max_file_bytes)
                 if written > max_unpacked_bytes:
                     raise ArtifactRejected(
                         f"archive unpacks to more than {max_unpacked_bytes} bytes "

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import CurrentTenant, SessionDep, SettingsDep, StorageDep
+from app.api.deps import CurrentTenant, Offset, SessionDep, SettingsDep, StorageDep
+from app.api.errors import API_ERRORS, error_responses
 from app.artifacts import service
-from app.artifacts.errors import ArtifactRejected, UploadTooLarge
+from app.artifacts.errors import UploadTooLarge
 from app.artifacts.schemas import ArtifactKind, ArtifactRead
 
-router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=API_ERRORS)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ArtifactRead,
+    responses=error_responses(408, 413, 507),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -40,27 +42,27 @@ async def upload_artifact(
     """Upload a model archive (.tar.gz/.zip of a save_pretrained folder) or a dataset."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"upload of {declared} bytes exceeds the limit of {settings.max_upload_bytes} bytes",
+        raise UploadTooLarge(
+            f"upload of {declared} bytes exceeds the limit of {settings.max_upload_bytes} bytes"
         )
-    try:
-        name = service.clean_filename(filename)
-        received = await storage.receive(request.stream(), limit=settings.max_upload_bytes)
-        artifact = await run_in_threadpool(
-            service.create,
-            db_session=db_session,
-            storage=storage,
-            settings=settings,
-            tenant=tenant,
-            kind=kind,
-            filename=name,
-            received=received,
-        )
-    except UploadTooLarge as exc:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
-    except ArtifactRejected as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    name = service.clean_filename(filename)
+    received = await storage.receive(
+        request.stream(),
+        limit=settings.max_upload_bytes,
+        idle_timeout_s=settings.upload_idle_timeout_s,
+        total_timeout_s=settings.upload_timeout_s,
+        reserve_bytes=settings.storage_reserve_bytes,
+    )
+    artifact = await run_in_threadpool(
+        service.create,
+        db_session=db_session,
+        storage=storage,
+        settings=settings,
+        tenant=tenant,
+        kind=kind,
+        filename=name,
+        received=received,
+    )
     return ArtifactRead.model_validate(artifact)
 
 
@@ -69,15 +71,13 @@ def list_artifacts(
     tenant: CurrentTenant,
     db_session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[ArtifactRead]:
     items = service.get_all(db_session=db_session, tenant=tenant, limit=limit, offset=offset)
     return [ArtifactRead.model_validate(a) for a in items]
 
 
-@router.get("/{artifact_id}", response_model=ArtifactRead)
+@router.get("/{artifact_id}", response_model=ArtifactRead, responses=error_responses(404))
 def get_artifact(artifact_id: str, tenant: CurrentTenant, db_session: SessionDep) -> ArtifactRead:
-    artifact = service.get(db_session=db_session, tenant=tenant, artifact_id=artifact_id)
-    if artifact is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no artifact {artifact_id}")
+    artifact = service.get_or_404(db_session=db_session, tenant=tenant, artifact_id=artifact_id)
     return ArtifactRead.model_validate(artifact)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from app.core.timeutil import utcnow
 from app.policies.gate import evaluate
 from app.policies.schemas import PolicyRules
 
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 3  # the default of the `max_attempts` setting
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +31,19 @@ class LostClaim(Exception):
     """Another worker took the audit over (ours was presumed dead); stop without writing."""
 
 
-def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int) -> bool:
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched: the guard of every transition (DML gives a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def claim(
+    db_session: Session,
+    audit_id: str,
+    *,
+    worker: str,
+    stale_after_s: float,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> bool:
     """Take the audit if it is queued, or running with a heartbeat too old to be alive."""
     now = utcnow()
     stale = now - timedelta(seconds=stale_after_s)
@@ -39,7 +52,7 @@ def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int
         .where(
             Audit.id == audit_id,
             Audit.cancel_requested.is_(False),
-            Audit.attempts < MAX_ATTEMPTS,
+            Audit.attempts < max_attempts,
             or_(
                 Audit.state == "queued",
                 and_(Audit.state == "running", Audit.heartbeat_at < stale),
@@ -56,7 +69,18 @@ def claim(db_session: Session, audit_id: str, *, worker: str, stale_after_s: int
         )
     )
     db_session.commit()
-    return result.rowcount == 1
+    return _rowcount(result) == 1
+
+
+def beat(db_session: Session, audit_id: str, *, worker: str) -> bool:
+    """Refresh the heartbeat of an audit this worker still holds; False once it does not."""
+    result = db_session.execute(
+        update(Audit)
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    db_session.commit()
+    return _rowcount(result) == 1
 
 
 def report_progress(
@@ -69,7 +93,7 @@ def report_progress(
         .values(progress=max(0.0, min(1.0, progress)), stage=stage, heartbeat_at=utcnow())
     )
     db_session.commit()
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         raise LostClaim(audit_id)
     cancel = db_session.scalar(select(Audit.cancel_requested).where(Audit.id == audit_id))
     if cancel:
@@ -111,7 +135,7 @@ def succeed(
             finished_at=utcnow(),
         )
     )
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         db_session.rollback()
         return False
     db_session.add(Report(audit_id=audit_id, schema_version=schema_version, body=report_body))
@@ -140,4 +164,4 @@ def end(
         )
     )
     db_session.commit()
-    return result.rowcount == 1
+    return _rowcount(result) == 1

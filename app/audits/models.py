@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.audits.schemas import AuditState, GateResult
 from app.core.db import Base
 from app.core.timeutil import utcnow
 from app.tenants.models import new_id
@@ -26,7 +27,7 @@ class Audit(Base):
     task: Mapped[str] = mapped_column(String(40))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[AuditState] = mapped_column(String(20), default="queued", index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -41,7 +42,7 @@ class Audit(Base):
     # Release gate: the policy in force at submission (a snapshot, so later edits do not
     # rewrite history), its outcome and one check per rule.
     policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    gate: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
+    gate: Mapped[GateResult | None] = mapped_column(String(10), nullable=True, index=True)
     gate_reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

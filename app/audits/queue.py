@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.celery_app import RUN_AUDIT_TASK, get_celery
+from app.core.queue import RUN_AUDIT_TASK, get_celery
 
 
 def enqueue(audit_id: str) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, model_validator
 
 from app.policies.schemas import GateReason, PolicyRead
 from attacks.mia import ATTACKS
-from attacks.report import DPClaim
+from attacks.report import DPClaim, DPSGDParameters
 
 Task = Literal["text-classification", "causal-lm", "predictions"]
 
@@ -90,16 +90,69 @@ class ReferenceSpec(BaseModel):
     uploaded: list[UploadedReference] = Field(default_factory=list, max_length=64)
 
 
+# Fields of the report's DPClaim that only the server computes.
+SERVER_CLAIM_FIELDS = ("accounted_epsilon", "accountant", "accountants")
+
+MembershipSource = Literal["service", "pipeline"]
+
+
+class DPClaimSpec(BaseModel):
+    """The DP guarantee the owner claims, as submitted: a declared epsilon, or the DP-SGD
+    parameters the server accounts for at submission (the report's `DPClaim` holds the result).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    epsilon: float | None = Field(default=None, gt=0, description="declared epsilon")
+    delta: float = Field(default=1e-5, ge=0, lt=1)
+    dp_sgd: DPSGDParameters | None = Field(
+        default=None, description="DP-SGD parameters; the server's accountants give epsilon"
+    )
+    max_record_occurrences: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="most times one record may occur in training: a record occurring k times "
+        "is protected only as a group of k, so the claim checked is the group claim",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_server_fields(cls, data: Any) -> Any:
+        """A client-supplied epsilon is never trusted as the accountant's (issue 10)."""
+        if isinstance(data, dict):
+            for name in SERVER_CLAIM_FIELDS:
+                if name in data:
+                    raise ValueError(f"{name} is computed by the server; remove it")
+        return data
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> DPClaimSpec:
+        if self.epsilon is None and self.dp_sgd is None:
+            raise ValueError("a DP claim needs epsilon, or dp_sgd parameters to account for")
+        return self
+
+
 class AuditSpec(BaseModel):
-    """What to audit. Artifact ids come from POST /v1/artifacts."""
+    """What to audit. Artifact ids come from POST /v1/artifacts; a split from
+    POST /v1/audit-splits stands for members and non-members."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: ModelLabel
     task: Task = "text-classification"
     target: str | None = Field(default=None, description="model artifact id (not for predictions)")
-    members: str = Field(description="dataset artifact id: records the model trained on")
-    non_members: str = Field(description="dataset artifact id: records it did not train on")
+    members: str | None = Field(
+        default=None, description="dataset artifact id: records the model trained on"
+    )
+    non_members: str | None = Field(
+        default=None, description="dataset artifact id: records it did not train on"
+    )
+    split: str | None = Field(
+        default=None,
+        description="audit split id (POST /v1/audit-splits): its members and non-members, "
+        "drawn by the service's coin, instead of members and non_members",
+    )
     population: str | None = Field(
         default=None, description="dataset artifact id: more records from the same distribution"
     )
@@ -113,7 +166,7 @@ class AuditSpec(BaseModel):
     )
     attacks: list[str] | None = Field(default=None, description="default: by task and inputs")
     references: ReferenceSpec | None = None
-    dp_claim: DPClaim | None = None
+    dp_claim: DPClaimSpec | None = None
     canary_set: str | None = Field(
         default=None, description="canary set id (POST /v1/canary-sets) planted in training"
     )
@@ -127,6 +180,18 @@ class AuditSpec(BaseModel):
         description="http(s) URL POSTed a signed summary when the audit ends (webhook secret "
         "from POST /v1/webhook-secret)",
     )
+
+    @model_validator(mode="after")
+    def _membership(self) -> AuditSpec:
+        if self.split is not None:
+            given = [f for f in ("members", "non_members") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(
+                    f"a split gives members and non-members: remove {' and '.join(given)}"
+                )
+        elif self.members is None or self.non_members is None:
+            raise ValueError("give members and non_members dataset artifacts, or a split")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> AuditSpec:
@@ -167,6 +232,28 @@ class AuditSpec(BaseModel):
         return self.references or ReferenceSpec()
 
 
+class StoredAuditSpec(AuditSpec):
+    """The spec as stored with the audit and read by the worker: resolved at submission.
+
+    The claim carries the server's accounting (the worker never runs an accountant), a split
+    is resolved to its members and non-members artifacts, and `membership_source` says who
+    drew membership: "service" (an audit split: a fair coin per record, the protocol the
+    one-run bounds are proven for) or "pipeline" (files the pipeline chose).
+    """
+
+    members: str
+    non_members: str
+    # The input claim, resolved by the server's accountants (same fields plus outputs).
+    dp_claim: DPClaim | None = None  # type: ignore[assignment]
+    membership_source: MembershipSource = "pipeline"
+
+    @model_validator(mode="after")
+    def _membership(self) -> StoredAuditSpec:  # overrides AuditSpec's: both are set here
+        if (self.split is not None) != (self.membership_source == "service"):
+            raise ValueError("membership_source is service exactly when a split is named")
+        return self
+
+
 def default_attacks(spec: AuditSpec) -> list[str]:
     """Every cheap attack that fits the task, plus LiRA and RMIA when a population is given."""
     if spec.task == "causal-lm":
@@ -201,7 +288,11 @@ class AuditRead(BaseModel):
     cancel_requested: bool
     verdict: str | None
     claimed_epsilon: float | None = Field(
-        description="declared, or computed from the DP-SGD parameters by an accountant"
+        description="declared, or computed from the DP-SGD parameters by the server's accountant"
+    )
+    split: str | None = Field(default=None, description="the audit split it was run on")
+    membership_source: MembershipSource = Field(
+        default="pipeline", description="who drew membership: service (a split) or pipeline"
     )
     auc: float | None
     epsilon_lower_bound: float | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,19 +14,21 @@ from app.artifacts import service as artifact_service
 from app.artifacts.models import Artifact
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
-from app.audits.schemas import AuditRead, AuditSpec, ModelRef
+from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
 from app.core.config import get_settings
+from app.core.errors import Conflict, Rejected, found
 from app.core.timeutil import utcnow
 from app.policies import service as policy_service
 from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
 from app.webhooks.queue import enqueue_delivery
 from app.webhooks.urls import CallbackRefused, check_callback_url
+from attacks.privacy.accounting import ClaimRejected, resolve_claim
 
 log = logging.getLogger(__name__)
 
 
-class SpecRejected(ValueError):
+class SpecRejected(Rejected):
     """The spec is well-formed but refers to something unusable (HTTP 422)."""
 
 
@@ -95,21 +98,28 @@ def _check_dataset(field: str, dataset: Artifact, spec: AuditSpec, target: Artif
 
 
 def _is_index(label: str, width: int) -> bool:
-    return label.isdigit() and int(label) < width
+    """A label written as a class number: ASCII digits only ("²" is a digit to str.isdigit),
+    and short enough that int() stays cheap (no class count has 19 digits)."""
+    return label.isascii() and label.isdigit() and len(label) <= 18 and int(label) < width
 
 
-def check_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> None:
+class AlreadyEnded(Conflict):
+    """Cancelling an audit that has already ended (HTTP 409)."""
+
+
+def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) -> None:
     """Everything that can fail before a worker touches the audit fails here, with a reason."""
     target = None
     if spec.target is not None:
         target = _artifact(db_session, tenant, "target", spec.target, "model")
         _check_architecture("target", target, spec.task)
-    datasets = {"members": spec.members, "non_members": spec.non_members}
+    side = f" (of split {spec.split})" if spec.split is not None else ""
+    datasets = {f"members{side}": spec.members, f"non_members{side}": spec.non_members}
     if spec.population is not None:
         datasets["population"] = spec.population
     if spec.evaluation is not None:
         datasets["evaluation"] = spec.evaluation
-    widths = set()
+    widths: set[Any] = set()
     for field, artifact_id in datasets.items():
         dataset = _artifact(db_session, tenant, field, artifact_id, "dataset")
         _check_dataset(field, dataset, spec, target)
@@ -174,9 +184,55 @@ def _check_canary_set(
             )
 
 
+def _resolve_split(db_session: Session, tenant: Tenant, spec: AuditSpec) -> dict[str, str]:
+    """Members and non-members: the files the pipeline named, or exactly the split's halves."""
+    if spec.split is None:
+        assert spec.members is not None and spec.non_members is not None
+        return {
+            "members": spec.members,
+            "non_members": spec.non_members,
+            "membership_source": "pipeline",
+        }
+    from app.splits import service as split_service
+
+    row = split_service.get(db_session=db_session, tenant=tenant, split_id=spec.split)
+    if row is None:
+        raise SpecRejected(
+            f"split: no audit split {spec.split!r} (create one with POST /v1/audit-splits)"
+        )
+    return {
+        "members": row.members_id,
+        "non_members": row.non_members_id,
+        "membership_source": "service",
+    }
+
+
+def resolve_spec(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> StoredAuditSpec:
+    """The spec the worker will run: checked against stored artifacts, the split resolved to
+    its members and non-members, the DP claim accounted for by the server (cached), so the
+    worker never accounts and never trusts a client's epsilon as an accountant's."""
+    data = spec.model_dump(mode="json", exclude={"dp_claim"})
+    data.update(_resolve_split(db_session, tenant, spec))
+    stored = StoredAuditSpec.model_validate(data)
+    check_spec(db_session=db_session, tenant=tenant, spec=stored)
+    if spec.dp_claim is None:
+        return stored
+    claim = spec.dp_claim
+    try:
+        resolved = resolve_claim(
+            epsilon=claim.epsilon,
+            delta=claim.delta,
+            dp_sgd=claim.dp_sgd,
+            max_record_occurrences=claim.max_record_occurrences,
+        )
+    except ClaimRejected as exc:
+        raise SpecRejected(str(exc)) from exc
+    return stored.model_copy(update={"dp_claim": resolved})
+
+
 def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
     """Commit the audit row, then send the task; a failed send is retried by the sweeper."""
-    check_spec(db_session=db_session, tenant=tenant, spec=spec)
+    stored = resolve_spec(db_session=db_session, tenant=tenant, spec=spec)
     policy = policy_service.applicable(
         db_session=db_session, tenant=tenant, model_name=spec.model.name
     )
@@ -185,7 +241,7 @@ def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
         model_name=spec.model.name,
         model_version=spec.model.version,
         task=spec.task,
-        spec=spec.model_dump(mode="json"),
+        spec=stored.model_dump(mode="json"),
         policy=policy.model_dump(mode="json"),
         state="queued",
         stage="waiting for a worker",
@@ -208,6 +264,11 @@ def get(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit | None:
     return db_session.scalar(
         select(Audit).where(Audit.id == audit_id, Audit.tenant_id == tenant.id)
     )
+
+
+def get_or_404(*, db_session: Session, tenant: Tenant, audit_id: str) -> Audit:
+    """The tenant's audit, or NotFound (another tenant's audit looks missing)."""
+    return found(get(db_session=db_session, tenant=tenant, audit_id=audit_id), "audit", audit_id)
 
 
 # Orders a list can be sorted in; the id breaks ties so that pages never overlap.
@@ -261,7 +322,7 @@ def get_many(*, db_session: Session, tenant: Tenant, audit_ids: list[str]) -> li
 def cancel(*, db_session: Session, audit: Audit) -> Audit:
     """A queued audit ends now; a running one is flagged and its worker stops between steps."""
     if audit.state in FINAL_STATES:
-        raise SpecRejected(f"audit {audit.id} has already ended ({audit.state})")
+        raise AlreadyEnded(f"audit {audit.id} has already ended ({audit.state})")
     if audit.state == "queued":
         audit.state = "cancelled"
         audit.stage = "cancelled before a worker started it"
@@ -275,6 +336,19 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
 
 def get_report(*, db_session: Session, audit: Audit) -> Report | None:
     return db_session.get(Report, audit.id)
+
+
+def require_report(*, db_session: Session, audit: Audit) -> Report:
+    """The audit's stored report, or Conflict: there is none until the audit succeeds."""
+    report = get_report(db_session=db_session, audit=audit)
+    if report is None:
+        raise Conflict(
+            f"audit {audit.id} has no report: it is {audit.state}"
+            + (f" ({audit.error})" if audit.error else "")
+            + ("; poll the audit until it succeeds" if audit.state not in FINAL_STATES else ""),
+            title="No report yet",
+        )
+    return report
 
 
 def report_bodies(*, db_session: Session, audit_ids: list[str]) -> dict[str, dict]:
@@ -299,13 +373,27 @@ RECORD_COLUMNS = (
 )
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: record texts and labels come from uploads, so one
+    starting like a formula gets a leading apostrophe (numbers stay numbers)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def records_csv(report_body: dict) -> str:
     """Records at risk from a stored report, one CSV row each; text stays empty unless allowed."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=RECORD_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in report_body.get("records_at_risk", []):
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in RECORD_COLUMNS})
+        writer.writerow({k: csv_cell(row.get(k)) for k in RECORD_COLUMNS})
     return out.getvalue()
 
 
@@ -314,16 +402,18 @@ def to_read(audit: Audit) -> AuditRead:
         id=audit.id,
         model=ModelRef(name=audit.model_name, version=audit.model_version),
         task=audit.task,
-        state=audit.state,  # type: ignore[arg-type]
+        state=audit.state,
         progress=audit.progress,
         stage=audit.stage,
         error=audit.error,
         cancel_requested=audit.cancel_requested,
         verdict=audit.verdict,
         claimed_epsilon=(audit.spec.get("dp_claim") or {}).get("epsilon"),
+        split=audit.spec.get("split"),
+        membership_source=audit.spec.get("membership_source") or "pipeline",
         auc=audit.auc,
         epsilon_lower_bound=audit.epsilon_lower_bound,
-        gate=audit.gate,  # type: ignore[arg-type]
+        gate=audit.gate,
         gate_reasons=[GateReason.model_validate(r) for r in audit.gate_reasons or []],
         policy=PolicyRead.model_validate(audit.policy) if audit.policy else None,
         created_at=audit.created_at,

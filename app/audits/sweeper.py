@@ -1,7 +1,9 @@
 """Re-sends audits that the broker lost: queued and never claimed, or running with a dead worker.
 
 Submission commits the row before sending the task, so a broker outage at submit time leaves a
-queued row and no message; this sweep, run periodically by the API process, repairs that.
+queued row and no message; this sweep repairs that, and hands the audit of a dead worker (its
+heartbeat stale) to a new delivery. It runs as its own process (`leakgate sweeper`), and as a
+thread in each API process unless `LEAKGATE_API_SWEEPER=false`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app.audits.lifecycle import MAX_ATTEMPTS, end
+from app.audits.lifecycle import end
 from app.audits.models import Audit
 from app.audits.queue import enqueue
 from app.core.config import Settings
@@ -28,19 +30,28 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     now = utcnow()
     unsent = now - timedelta(seconds=settings.sweep_after_s)
     stale = now - timedelta(seconds=settings.stale_after_s)
+    # A queued audit is re-sent once it has waited `sweep_after_s` since it was last sent; a
+    # running one as soon as its heartbeat is stale, and then at most once per `stale_after_s`
+    # (waiting for `sweep_after_s` since submission too would only delay the takeover).
     candidates = db_session.scalars(
         select(Audit).where(
             Audit.cancel_requested.is_(False),
-            or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
             or_(
-                Audit.state == "queued",
-                and_(Audit.state == "running", Audit.heartbeat_at < stale),
+                and_(
+                    Audit.state == "queued",
+                    or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
+                ),
+                and_(
+                    Audit.state == "running",
+                    Audit.heartbeat_at < stale,
+                    or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < stale),
+                ),
             ),
         )
     ).all()
     sent: list[str] = []
     for audit in candidates:
-        if audit.attempts >= MAX_ATTEMPTS:
+        if audit.attempts >= settings.max_attempts:
             if end(
                 db_session,
                 audit.id,
@@ -61,13 +72,29 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
     return sent
 
 
+def sweep_forever(settings: Settings, stop: threading.Event) -> None:
+    """Sweep now and every `sweep_interval_s` until `stop` is set; a failed sweep (database or
+    broker down) is logged and tried again at the next interval."""
+    while not stop.is_set():
+        try:
+            with session_factory()() as db_session:
+                sent = sweep_once(db_session, settings)
+            if sent:
+                log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
+        except Exception:
+            log.exception("sweep failed")
+        stop.wait(settings.sweep_interval_s)
+
+
 class Sweeper:
-    """A daemon thread that sweeps every `sweep_interval_s` until stopped."""
+    """A daemon thread that sweeps every `sweep_interval_s` until stopped (the API's)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leakgate-sweeper", daemon=True)
+        self._thread = threading.Thread(
+            target=sweep_forever, args=(settings, self._stop), name="leakgate-sweeper", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -75,13 +102,3 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.sweep_interval_s):
-            try:
-                with session_factory()() as db_session:
-                    sent = sweep_once(db_session, self.settings)
-                if sent:
-                    log.info("re-sent %d audit(s): %s", len(sent), ", ".join(sent))
-            except Exception:
-                log.exception("sweep failed")

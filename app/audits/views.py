@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentTenant, SessionDep
+from app.api.deps import CurrentTenant, Offset, SessionDep
+from app.api.errors import API_ERRORS, error_responses
 from app.audits import service
-from app.audits.models import Audit
 from app.audits.schemas import AuditPage, AuditRead, AuditSpec, AuditState, GateResult
 from app.reporting.html import render_html
 from app.reporting.junit import render_junit
 from app.reporting.markdown import render_markdown
-from app.tenants.models import Tenant
 from attacks.report import LeakageReport
 
-router = APIRouter(prefix="/v1/audits", tags=["audits"])
-
-
-def _audit_or_404(db_session, tenant: Tenant, audit_id: str) -> Audit:
-    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
-    if audit is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit {audit_id}")
-    return audit
+router = APIRouter(prefix="/v1/audits", tags=["audits"], responses=API_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=AuditRead)
@@ -31,10 +23,7 @@ def submit_audit(
     spec: AuditSpec, tenant: CurrentTenant, db_session: SessionDep, response: Response
 ) -> AuditRead:
     """Queue an audit. Returns 202 with `Location` to poll."""
-    try:
-        audit = service.submit(db_session=db_session, tenant=tenant, spec=spec)
-    except service.SpecRejected as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    audit = service.submit(db_session=db_session, tenant=tenant, spec=spec)
     response.headers["Location"] = f"/v1/audits/{audit.id}"
     return service.to_read(audit)
 
@@ -45,10 +34,12 @@ def list_audits(
     db_session: SessionDep,
     model_name: str | None = None,
     state: AuditState | None = None,
-    verdict: Annotated[str | None, Query(pattern="^(consistent|violation|no-claim)$")] = None,
+    verdict: Annotated[
+        str | None, Query(pattern="^(consistent|violation|inconclusive|no-claim)$")
+    ] = None,
     gate: GateResult | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     items, total = service.get_all(
         db_session=db_session,
@@ -65,9 +56,11 @@ def list_audits(
     )
 
 
-@router.get("/{audit_id}", response_model=AuditRead)
+@router.get("/{audit_id}", response_model=AuditRead, responses=error_responses(404))
 def get_audit(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> AuditRead:
-    return service.to_read(_audit_or_404(db_session, tenant, audit_id))
+    return service.to_read(
+        service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    )
 
 
 RENDERERS = {
@@ -77,7 +70,7 @@ RENDERERS = {
 }
 
 
-@router.get("/{audit_id}/report", response_model=None)
+@router.get("/{audit_id}/report", response_model=None, responses=error_responses(404, 409))
 def get_report(
     audit_id: str,
     tenant: CurrentTenant,
@@ -89,14 +82,8 @@ def get_report(
     """The leakage report (schema in attacks.report.LeakageReport), or a rendering of it with
     the gate: Markdown for a pull-request comment, standalone HTML, JUnit XML for CI.
     409 until the audit succeeds."""
-    audit = _audit_or_404(db_session, tenant, audit_id)
-    report = service.get_report(db_session=db_session, audit=audit)
-    if report is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"audit {audit_id} has no report: it is {audit.state}"
-            + (f" ({audit.error})" if audit.error else ""),
-        )
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    report = service.require_report(db_session=db_session, audit=audit)
     if format == "json":
         return report.body
     render, media_type, suffix = RENDERERS[format]
@@ -108,13 +95,11 @@ def get_report(
     )
 
 
-@router.get("/{audit_id}/records.csv", response_class=Response)
+@router.get("/{audit_id}/records.csv", response_class=Response, responses=error_responses(404, 409))
 def get_records_at_risk(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> Response:
     """The members the strongest attack singles out, as CSV (text only if the spec allowed it)."""
-    audit = _audit_or_404(db_session, tenant, audit_id)
-    report = service.get_report(db_session=db_session, audit=audit)
-    if report is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"audit {audit_id} has no report yet")
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    report = service.require_report(db_session=db_session, audit=audit)
     return Response(
         service.records_csv(report.body),
         media_type="text/csv",
@@ -122,11 +107,12 @@ def get_records_at_risk(audit_id: str, tenant: CurrentTenant, db_session: Sessio
     )
 
 
-@router.post("/{audit_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=AuditRead)
+@router.post(
+    "/{audit_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AuditRead,
+    responses=error_responses(404, 409),
+)
 def cancel_audit(audit_id: str, tenant: CurrentTenant, db_session: SessionDep) -> AuditRead:
-    audit = _audit_or_404(db_session, tenant, audit_id)
-    try:
-        audit = service.cancel(db_session=db_session, audit=audit)
-    except service.SpecRejected as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return service.to_read(audit)
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    return service.to_read(service.cancel(db_session=db_session, audit=audit))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,7 +19,7 @@ class CanarySet(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     task: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(10))  # "secret" | "audit"
+    kind: Mapped[Literal["secret", "audit"]] = mapped_column(String(10))
     template: Mapped[str | None] = mapped_column(Text, nullable=True)
     alphabet: Mapped[str | None] = mapped_column(String(100), nullable=True)
     count: Mapped[int] = mapped_column(Integer)

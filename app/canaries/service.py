@@ -12,12 +12,13 @@ from app.artifacts.storage import Storage
 from app.canaries.models import CanarySet
 from app.canaries.schemas import CanaryRead, CanarySetCreate, CanarySetRead
 from app.core.config import Settings
+from app.core.errors import Rejected, found
 from app.tenants.models import Tenant
 from attacks.canaries.generation import Canary, Template, generate_canaries, training_records
 from attacks.data import read_records
 
 
-class CanarySetRejected(ValueError):
+class CanarySetRejected(Rejected):
     """The request is well-formed but cannot be generated (HTTP 422)."""
 
 
@@ -87,6 +88,11 @@ def get(*, db_session: Session, tenant: Tenant, canary_set_id: str) -> CanarySet
     return db_session.scalar(
         select(CanarySet).where(CanarySet.id == canary_set_id, CanarySet.tenant_id == tenant.id)
     )
+
+
+def get_or_404(*, db_session: Session, tenant: Tenant, canary_set_id: str) -> CanarySet:
+    row = get(db_session=db_session, tenant=tenant, canary_set_id=canary_set_id)
+    return found(row, "canary set", canary_set_id)
 
 
 def canaries_of(row: CanarySet) -> list[Canary]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,8 +11,9 @@ import time
 import httpx
 from rich.console import Console
 
-from app.cli.embedded import stop_process
-from app.client import LeakgateClient
+from app.cli.embedded import exit_on_signal, popen_dying_with_parent, stop_process
+from app.cli.summary import EXIT_FAILED
+from app.client import ApiError, LeakgateClient
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.migrate import upgrade
@@ -51,7 +52,7 @@ def demo_key() -> str:
 def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
     from transformers.utils import logging as hf_logging
 
-    from app.cli.main import run_audit
+    from app.cli.client_commands import run_audit
     from app.example.intent import ExampleFiles, build_example, make_intent_records, write_jsonl
 
     hf_logging.disable_progress_bar()
@@ -77,9 +78,10 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
     server = f"http://127.0.0.1:{port}"
     log_path = settings.home / "serve.log"
     log = log_path.open("a")
-    proc = subprocess.Popen(
+    # SIGTERM ends the demo through the `finally` below, which stops `serve` and its worker.
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    proc = popen_dying_with_parent(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=os.environ.copy(),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -94,16 +96,21 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
             "references": {"count": 4, "train": {"epochs": 15}},
             "records_at_risk": 10,
         }
-        with LeakgateClient(server, key) as client:
-            code = run_audit(
-                client,
-                files.model_dir,
-                files.members,
-                files.non_members,
-                spec,
-                wait=True,
-                population=population,
-            )
+        try:
+            with LeakgateClient(server, key) as client:
+                code = run_audit(
+                    client,
+                    files.model_dir,
+                    files.members,
+                    files.non_members,
+                    spec,
+                    wait=True,
+                    population=population,
+                    server=server,
+                )
+        except (httpx.HTTPError, ApiError, TimeoutError) as exc:
+            console.print(f"[red]the demo audit did not finish: {exc}[/] (log: {log_path})")
+            return EXIT_FAILED
         # The demo is not a release gate: a finished audit is a success whatever its verdict.
         code = 0 if code in (0, 1) else code
         console.print(f"\ndashboard: {server}/dashboard  (API key: {key})")

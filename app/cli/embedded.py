@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import uvicorn
 
@@ -29,11 +30,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def popen_dying_with_parent(cmd: list[str], **kwargs: Any) -> subprocess.Popen:
+    """A child process that gets SIGTERM when this one dies, however it dies (Linux)."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.Popen(cmd, env=os.environ.copy(), preexec_fn=preexec, **kwargs)
+
+
 def start_worker_process(*, concurrency: int = 1) -> subprocess.Popen:
     """A real Celery worker in a child process (its own interpreter, fork-safe for CUDA)."""
     cmd = [sys.executable, "-m", "app.cli", "worker", "--concurrency", str(concurrency)]
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(cmd, env=os.environ.copy(), preexec_fn=preexec)
+    return popen_dying_with_parent(cmd)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -61,7 +67,7 @@ def watch_workers(procs: list[subprocess.Popen]) -> None:
     threading.Thread(target=watch, name="leakgate-worker-watch", daemon=True).start()
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
+def exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -73,7 +79,7 @@ def serve(*, host: str, port: int, workers: int = 1) -> None:
     watch_workers(procs)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
     # the `finally` below stops the workers instead of the process dying on the spot.
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:

@@ -11,11 +11,15 @@ EXIT_OK = 0  # consistent or no claim; with --gate: the gate passed
 EXIT_VIOLATION = 1  # the verdict is violation; with --gate: the gate failed
 EXIT_FAILED = 2  # the audit failed or was cancelled, or the server was unreachable
 EXIT_USAGE = 3  # bad arguments, or input the server refused (4xx)
+EXIT_INCONCLUSIVE = 4  # the verdict is inconclusive (without --gate): not a pass, not a violation
+EXIT_PENDING = 5  # `status` only: the audit has not ended yet
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 consistent or no claim (with --gate: gate passed); 1 violation (with --gate: "
     "gate failed); 2 audit failed or cancelled, or server unreachable; 3 usage error (bad "
-    "arguments, or input the server refused with a 4xx)."
+    "arguments, or input the server refused with a 4xx); 4 inconclusive verdict, without "
+    "--gate (with --gate the policy's `inconclusive` rule decides 0 or 1); 5 (status only) "
+    "not finished yet."
 )
 
 
@@ -25,7 +29,11 @@ def exit_code(audit: dict[str, Any], *, gate: bool = False) -> int:
         return EXIT_FAILED
     if gate:  # fails closed: an audit whose gate was not evaluated does not pass
         return EXIT_OK if audit.get("gate") == "pass" else EXIT_VIOLATION
-    return EXIT_VIOLATION if audit.get("verdict") == "violation" else EXIT_OK
+    verdict = audit.get("verdict")
+    if verdict == "violation":
+        return EXIT_VIOLATION
+    # Non-zero so that a script testing for success fails closed, distinct from a violation.
+    return EXIT_INCONCLUSIVE if verdict == "inconclusive" else EXIT_OK
 
 
 def _pct(x: float) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,13 +17,40 @@ from app.core.config import get_settings
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
+# Every engine this process made, so that a forked child can drop the pools it inherited.
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 class Base(DeclarativeBase):
     """Declarative base for every table."""
 
 
 @lru_cache
 def engine_for(url: str) -> Engine:
-    """One engine per URL; SQLite gets WAL and a busy timeout so API and worker can share it."""
+    """One engine per URL and process; see `dispose_after_fork` for the process part."""
+    engine = _create(url)
+    _ENGINES.add(engine)
+    return engine
+
+
+def dispose_after_fork() -> None:
+    """Give a forked child fresh connection pools (Celery's prefork children, any fork).
+
+    The parent may have opened connections before forking (the worker checks the schema
+    first); a child that used them would share a socket with its parent and its siblings, and
+    PostgreSQL sees one session interleaving several conversations ("can't change 'autocommit'
+    now", "unexpected result EMPTY_QUERY"). `close=False` drops the inherited connections
+    without closing them, since closing would end the parent's sessions too.
+    """
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=dispose_after_fork)
+
+
+def _create(url: str) -> Engine:
+    """SQLite gets WAL and a busy timeout so API and worker can share it."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 

@@ -5,6 +5,7 @@ from app.audits.models import Audit, Report
 from app.canaries.models import CanarySet
 from app.core.db import Base
 from app.policies.models import Policy
+from app.splits.models import AuditSplit
 from app.tenants.models import ApiKey, Tenant
 from app.webhooks.models import WebhookDelivery
 
@@ -12,6 +13,7 @@ __all__ = [
     "ApiKey",
     "Artifact",
     "Audit",
+    "AuditSplit",
     "Base",
     "CanarySet",
     "Policy",

@@ -52,16 +52,23 @@ def _best_tpr_at(attacks: list[Any], fpr: float) -> tuple[float | None, bool]:
     return best, resolved
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def key_numbers(body: dict[str, Any] | None) -> KeyNumbers:
     """Key numbers of a report body; an absent body or part gives None fields."""
     if not isinstance(body, dict):
         return KeyNumbers()
-    attacks = body.get("attacks") if isinstance(body.get("attacks"), list) else []
+    attacks = _list(body.get("attacks"))
     tpr, resolved = _best_tpr_at(attacks, LOW_FPR)
     non_members = [_count(a.get("n_non_members")) for a in attacks if isinstance(a, dict)]
-    canaries = body.get("canaries") if isinstance(body.get("canaries"), dict) else {}
-    canary_summary = canaries.get("summary") if isinstance(canaries.get("summary"), dict) else {}
-    utility = body.get("utility") if isinstance(body.get("utility"), dict) else {}
+    canary_summary = _dict(_dict(body.get("canaries")).get("summary"))
+    utility = _dict(body.get("utility"))
     return KeyNumbers(
         tpr_at_low_fpr=tpr,
         tpr_at_low_fpr_resolved=resolved,

@@ -16,8 +16,10 @@ from app.dashboard.summary import KeyNumbers
 
 
 class _Row(Protocol):
-    audit: AuditRead
-    numbers: KeyNumbers
+    @property
+    def audit(self) -> AuditRead: ...
+    @property
+    def numbers(self) -> KeyNumbers: ...
 
 
 def point_label(audit: AuditRead) -> str:

@@ -2,20 +2,24 @@
 one model's audits over time.
 
 The API key travels in an HttpOnly, SameSite=Strict cookie, so pages work in a plain browser
-without JavaScript while other sites can neither read the key nor post forms with it. Pages are
-HTML built from templates in `templates/`; the stylesheet and one small script (live progress,
-polling `/dashboard/progress`) are served from `static/`. Without the script, pages in flight
-reload themselves.
+without JavaScript while other sites can neither read the key nor post forms with it. Forms
+also carry a per-browser token (double-submit: a cookie and a hidden field that must match),
+and a POST whose Origin or Referer names another site is refused, so a forged form fails even
+where SameSite is not honoured. Pages are HTML built from templates in `templates/`; the
+stylesheet and one small script (live progress, polling `/dashboard/progress`) are served from
+`static/`. Without the script, pages in flight reload themselves.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
@@ -25,10 +29,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.api.deps import SessionDep
+from app.api.deps import Offset, SessionDep
 from app.audits import service
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
 from app.audits.schemas import AuditRead, GateResult
+from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.dashboard.formatting import FILTERS, as_utc
 from app.dashboard.report_view import ReportView, build_report_view
 from app.dashboard.summary import KeyNumbers, key_numbers
@@ -40,9 +45,11 @@ from attacks.report import REPORT_SCHEMA_VERSION, LeakageReport
 
 COOKIE = "leakgate_key"
 COOKIE_PATH = "/dashboard"
+CSRF_COOKIE = "leakgate_csrf"
+CSRF_FIELD = "csrf_token"
 HOME = "/dashboard"
 LOGIN = "/dashboard/login"
-VERDICTS = ("violation", "consistent", "no-claim")
+VERDICTS = ("violation", "inconclusive", "consistent", "no-claim")
 GATES = get_args(GateResult)
 ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 REFRESH_S = 2
@@ -100,10 +107,71 @@ def _page(
     refresh: bool = False,
 ) -> HTMLResponse:
     """Render a page with the values every page's frame needs and the safety headers."""
-    full = {"tenant": tenant, "refresh_s": REFRESH_S if refresh else None, **context}
-    return templates.TemplateResponse(
+    token = _csrf_token(request)
+    full = {
+        "tenant": tenant,
+        "refresh_s": REFRESH_S if refresh else None,
+        "csrf_token": token,
+        **context,
+    }
+    response = templates.TemplateResponse(
         request, name, full, status_code=status_code, headers=_PAGE_HEADERS
     )
+    if request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+    return response
+
+
+def error_page(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
+    """The page every dashboard error gets (the handlers in app.api.errors call it)."""
+    return _page(
+        request,
+        "error.html",
+        {"title": title, "message": message},
+        tenant=None,
+        status_code=status_code,
+    )
+
+
+def _csrf_token(request: Request) -> str:
+    """This browser's form token: the one in its cookie, else a new one for this page."""
+    token = request.cookies.get(CSRF_COOKIE, "")
+    if len(token) == 43 and token.replace("-", "").replace("_", "").isalnum():
+        return token
+    if not hasattr(request.state, "new_csrf_token"):
+        request.state.new_csrf_token = secrets.token_urlsafe(32)
+    return request.state.new_csrf_token
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form was posted from; it must be this site."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:  # non-browser clients; the token below still has to match
+        return True
+    if source == "null":
+        return False
+    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
+
+
+def check_csrf(request: Request, csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "") -> None:
+    """Every dashboard POST: same origin, and the form's token matches the browser's cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if not _same_origin(request):
+        raise Forbidden("this form was posted from another site; open the dashboard and retry")
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()):
+        raise Forbidden(
+            "the form's security token is missing or stale; reload the page and submit again"
+        )
+
+
+CsrfChecked = Depends(check_csrf)
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -126,17 +194,6 @@ def dashboard_tenant(request: Request, db_session: SessionDep) -> Tenant:
 DashboardTenant = Annotated[Tenant, Depends(dashboard_tenant)]
 
 
-def _not_found(request: Request, tenant: Tenant, audit_id: str) -> HTMLResponse:
-    """Another tenant's audit looks exactly like a missing one."""
-    return _page(
-        request,
-        "error.html",
-        {"title": "Audit not found", "message": f"There is no audit {audit_id} in this account."},
-        tenant=tenant,
-        status_code=status.HTTP_404_NOT_FOUND,
-    )
-
-
 @router.get("/")
 def root() -> RedirectResponse:
     """The service's front door is the dashboard."""
@@ -148,7 +205,7 @@ def static_file(name: str) -> FileResponse:
     """Only the files shipped in `static/` are served (no paths, so no traversal)."""
     path = _STATIC.get(name)
     if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name}")
+        raise NotFound(f"no static file {name}")
     return FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
 
 
@@ -160,7 +217,7 @@ def login_form(request: Request, db_session: SessionDep) -> Response:
     return _page(request, "login.html", {"error": None}, tenant=None)
 
 
-@router.post("/dashboard/login")
+@router.post("/dashboard/login", dependencies=[CsrfChecked])
 def login(
     request: Request, db_session: SessionDep, api_key: Annotated[str, Form()] = ""
 ) -> Response:
@@ -188,7 +245,7 @@ def login(
     return response
 
 
-@router.post("/dashboard/logout")
+@router.post("/dashboard/logout", dependencies=[CsrfChecked])
 def logout() -> RedirectResponse:
     """Forget the key in this browser (the key itself stays valid for the CLI)."""
     response = _redirect(LOGIN)
@@ -249,7 +306,7 @@ def audit_list(
     gate: str = "",
     sort: str = "newest",
     limit: Annotated[int, Query(ge=1, le=200)] = PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     """The tenant's audits, newest first unless sorted otherwise; audits in flight update live
     (the script) or by reloading the page (without it)."""
@@ -307,11 +364,7 @@ def progress(
     """
     tenant = _cookie_tenant(request, db_session)
     if tenant is None:
-        return JSONResponse(
-            {"detail": "log in first"},
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            headers={"Cache-Control": "no-store"},
-        )
+        raise Unauthorized("log in first: the dashboard cookie is missing or its key revoked")
     audits = service.get_many(db_session=db_session, tenant=tenant, audit_ids=audit_id)
     row_template = _env.get_template("_audit_row.html")
     items = [
@@ -344,13 +397,7 @@ def model_page(
     )
     audits = newest[::-1]
     if not audits:
-        return _page(
-            request,
-            "error.html",
-            {"title": "Model not found", "message": f"No audits of {model_name} in this account."},
-            tenant=tenant,
-            status_code=status.HTTP_404_NOT_FOUND,
-        )
+        raise NotFound(f"No audits of {model_name} in this account.", title="Model not found")
     rows = _list_rows(db_session, audits)
     context = {
         "model_name": model_name,
@@ -393,9 +440,7 @@ def audit_detail(
     notice: str = "",
 ) -> HTMLResponse:
     """One audit: its state while in flight, its full report once it has succeeded."""
-    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
-    if audit is None:
-        return _not_found(request, tenant, audit_id)
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
     view, report_error = (None, None)
     if audit.state == "succeeded":
         view, report_error = _load_report(db_session, audit)
@@ -426,41 +471,23 @@ def audit_detail(
 
 @router.post("/dashboard/audits/{audit_id}/cancel")
 def cancel_audit(
-    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
+    audit_id: str, tenant: DashboardTenant, db_session: SessionDep, _csrf: None = CsrfChecked
 ) -> Response:
     """Cancel (queued) or flag for cancellation (running), then show the audit again."""
-    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
-    if audit is None:
-        return _not_found(request, tenant, audit_id)
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
     try:
         audit = service.cancel(db_session=db_session, audit=audit)
-    except service.SpecRejected:
+    except service.AlreadyEnded:  # not an error here: the page says so
         notice = "already-ended"
     else:
         notice = "cancelled" if audit.state == "cancelled" else "cancel-requested"
     return _redirect(f"{HOME}/audits/{audit_id}?notice={notice}")
 
 
-def _stored_report(
-    request: Request, audit_id: str, tenant: Tenant, db_session: Session
-) -> tuple[Audit, Report] | Response:
-    """The audit and its stored report, or the page that says why there is none."""
-    audit = service.get(db_session=db_session, tenant=tenant, audit_id=audit_id)
-    if audit is None:
-        return _not_found(request, tenant, audit_id)
-    stored = service.get_report(db_session=db_session, audit=audit)
-    if stored is None:
-        return _page(
-            request,
-            "error.html",
-            {
-                "title": "No report yet",
-                "message": f"Audit {audit_id} has no report: it is {audit.state}.",
-            },
-            tenant=tenant,
-            status_code=status.HTTP_409_CONFLICT,
-        )
-    return audit, stored
+def _stored_report(audit_id: str, tenant: Tenant, db_session: Session) -> tuple[Audit, Report]:
+    """The audit and its stored report (NotFound / Conflict become the error page)."""
+    audit = service.get_or_404(db_session=db_session, tenant=tenant, audit_id=audit_id)
+    return audit, service.require_report(db_session=db_session, audit=audit)
 
 
 def _download(content: str, media_type: str, filename: str) -> Response:
@@ -476,39 +503,24 @@ def _download(content: str, media_type: str, filename: str) -> Response:
 
 
 @router.get("/dashboard/audits/{audit_id}/records.csv")
-def records_csv(
-    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def records_csv(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """Records at risk as `GET /v1/audits/{id}/records.csv` gives them, as a download."""
-    found = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(found, Response):
-        return found
-    _, stored = found
+    _, stored = _stored_report(audit_id, tenant, db_session)
     return _download(service.records_csv(stored.body), "text/csv", f"{audit_id}-records.csv")
 
 
 @router.get("/dashboard/audits/{audit_id}/report.html")
-def report_html(
-    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def report_html(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """The standalone HTML report (`GET /v1/audits/{id}/report?format=html`), as a download."""
-    found = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(found, Response):
-        return found
-    audit, stored = found
+    audit, stored = _stored_report(audit_id, tenant, db_session)
     html = render_html(service.to_read(audit), LeakageReport.model_validate(stored.body))
     return _download(html, "text/html; charset=utf-8", f"leakgate-report-{audit_id}.html")
 
 
 @router.get("/dashboard/audits/{audit_id}/report.json")
-def report_json(
-    request: Request, audit_id: str, tenant: DashboardTenant, db_session: SessionDep
-) -> Response:
+def report_json(audit_id: str, tenant: DashboardTenant, db_session: SessionDep) -> Response:
     """The stored report exactly as `GET /v1/audits/{id}/report` returns it, as a download."""
-    found = _stored_report(request, audit_id, tenant, db_session)
-    if isinstance(found, Response):
-        return found
-    _, stored = found
+    _, stored = _stored_report(audit_id, tenant, db_session)
     return _download(
         json.dumps(stored.body), "application/json", f"leakgate-report-{audit_id}.json"
     )

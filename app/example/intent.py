@@ -347,7 +347,6 @@ def train_intent_classifier(
         intermediate_size=2 * hidden_size,
         max_position_embeddings=MAX_LENGTH,
         pad_token_id=pad_id,
-        num_labels=len(INTENTS),
         id2label=dict(enumerate(INTENTS)),
         label2id=label2id,
     )
@@ -368,7 +367,7 @@ def train_intent_classifier(
         if progress is not None:
             progress(epoch + 1, epochs)
 
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     correct = 0
     with torch.no_grad():
         for start in range(0, len(encoded), 128):

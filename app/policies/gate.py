@@ -20,7 +20,7 @@ def evaluate(
     """`fail` when any enabled rule fails; the reasons list every enabled rule."""
     reasons: list[GateReason] = []
     if rules.verdict_not_violation:
-        reasons.append(_verdict(report))
+        reasons.append(_verdict(report, inconclusive=rules.inconclusive))
     if rules.no_inserted_canary_extracted:
         reasons.append(_canaries(report))
     if rules.max_auc is not None:
@@ -29,24 +29,43 @@ def evaluate(
         reasons.append(_max_tpr(report, rules.max_tpr_at_0_1pct_fpr))
     if rules.max_epsilon_lower_bound is not None:
         reasons.append(_max_epsilon(report, rules.max_epsilon_lower_bound))
-    gate = "fail" if any(r.status == "fail" for r in reasons) else "pass"
+    gate: Literal["pass", "fail"] = "fail" if any(r.status == "fail" for r in reasons) else "pass"
     return gate, reasons
 
 
-def _verdict(report: dict[str, Any]) -> GateReason:
+def _verdict(report: dict[str, Any], *, inconclusive: Literal["fail", "pass"]) -> GateReason:
+    """`violation` fails; `inconclusive` fails or passes as the policy says, with the reason."""
     verdict = report["verdict"]
     status = verdict["status"]
+    if status == "inconclusive":
+        outcome = inconclusive
+        message = _inconclusive_message(verdict, inconclusive)
+    else:
+        outcome = "fail" if status == "violation" else "pass"
+        message = _verdict_message(verdict)
     return GateReason(
         rule="verdict_not_violation",
-        status="fail" if status == "violation" else "pass",
+        status=outcome,
         measured=status,
         interval=(verdict["epsilon_lower_bound"], None)
         if verdict.get("epsilon_lower_bound") is not None
         else None,
         confidence=verdict.get("confidence"),
-        limit="not violation",
-        message=_verdict_message(verdict),
+        limit="not violation" + ("" if inconclusive == "pass" else ", not inconclusive"),
+        message=message,
     )
+
+
+def _inconclusive_message(verdict: dict[str, Any], policy: Literal["fail", "pass"]) -> str:
+    """Why the verdict could not be decided, and what the policy made of that."""
+    why = (verdict.get("explanation") or "").strip() or "the data cannot support a verdict"
+    if policy == "fail":
+        return (
+            f"verdict inconclusive: {why} The policy fails closed on inconclusive verdicts "
+            "(set inconclusive to pass to release anyway; an audit split from "
+            "POST /v1/audit-splits gives members and non-members a verdict can rest on)."
+        )
+    return f"verdict inconclusive: {why} The policy lets inconclusive verdicts pass."
 
 
 def _verdict_message(verdict: dict[str, Any]) -> str:
@@ -131,7 +150,9 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
     attack, point = max(points, key=lambda ap: ap[1]["tpr"])
     tpr, resolved = point["tpr"], point["resolved"]
     over = tpr > limit
-    status = "fail" if over else ("pass" if resolved else "not_measured")
+    status: Literal["pass", "fail", "not_measured"] = (
+        "fail" if over else ("pass" if resolved else "not_measured")
+    )
     sample = f"{attack['n_members']}+{attack['n_non_members']} records"
     if resolved:
         note = ""

@@ -28,6 +28,11 @@ class PolicyRules(BaseModel):
     verdict_not_violation: bool = Field(
         default=True, description="fail when the measured leakage contradicts the DP claim"
     )
+    inconclusive: Literal["fail", "pass"] = Field(
+        default="fail",
+        description="with verdict_not_violation: what an `inconclusive` verdict (the data "
+        "cannot support a verdict) does to the gate; fail closes the gate (the default)",
+    )
     no_inserted_canary_extracted: bool = Field(
         default=True, description="fail when an inserted canary's secret was extracted"
     )

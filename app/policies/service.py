@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.errors import NotFound
 from app.core.timeutil import utcnow
 from app.policies.models import Policy
 from app.policies.schemas import PolicyRead, PolicyRules
@@ -20,6 +21,19 @@ def get(*, db_session: Session, tenant: Tenant, model_name: str | None) -> Polic
     else:
         query = query.where(Policy.model_name == model_name)
     return db_session.scalar(query)
+
+
+def _missing(model_name: str | None) -> NotFound:
+    if model_name is None:
+        return NotFound("no default policy (set one with PUT /v1/policies/default)")
+    return NotFound(f"no policy for model {model_name}", title="Policy not found")
+
+
+def get_or_404(*, db_session: Session, tenant: Tenant, model_name: str | None) -> Policy:
+    policy = get(db_session=db_session, tenant=tenant, model_name=model_name)
+    if policy is None:
+        raise _missing(model_name)
+    return policy
 
 
 def get_all(*, db_session: Session, tenant: Tenant) -> list[Policy]:
@@ -46,13 +60,11 @@ def put(
     return policy
 
 
-def delete(*, db_session: Session, tenant: Tenant, model_name: str | None) -> bool:
-    policy = get(db_session=db_session, tenant=tenant, model_name=model_name)
-    if policy is None:
-        return False
+def delete(*, db_session: Session, tenant: Tenant, model_name: str | None) -> None:
+    """Remove the policy, or NotFound when there is none to remove."""
+    policy = get_or_404(db_session=db_session, tenant=tenant, model_name=model_name)
     db_session.delete(policy)
     db_session.commit()
-    return True
 
 
 def applicable(*, db_session: Session, tenant: Tenant, model_name: str) -> PolicyRead:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from app.api.deps import CurrentTenant, SessionDep
+from app.api.errors import API_ERRORS, error_responses
 from app.policies import service
 from app.policies.schemas import PolicyRead, PolicyRules
 
-router = APIRouter(prefix="/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/v1/policies", tags=["policies"], responses=API_ERRORS)
+NOT_FOUND = error_responses(404)
 
 ModelName = Annotated[
     str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/@:+-]*$")
@@ -33,23 +35,6 @@ def effective_policy(
     return service.applicable(db_session=db_session, tenant=tenant, model_name=model_name)
 
 
-def _missing(model_name: str | None) -> HTTPException:
-    what = "no default policy" if model_name is None else f"no policy for model {model_name}"
-    return HTTPException(status.HTTP_404_NOT_FOUND, what)
-
-
-def _read_or_404(db_session, tenant, model_name: str | None) -> PolicyRead:
-    policy = service.get(db_session=db_session, tenant=tenant, model_name=model_name)
-    if policy is None:
-        raise _missing(model_name)
-    return service.to_read(policy)
-
-
-def _delete_or_404(db_session, tenant, model_name: str | None) -> None:
-    if not service.delete(db_session=db_session, tenant=tenant, model_name=model_name):
-        raise _missing(model_name)
-
-
 @router.put("/default", response_model=PolicyRead)
 def put_default(rules: PolicyRules, tenant: CurrentTenant, db_session: SessionDep) -> PolicyRead:
     """Set the tenant's default policy (used for model names without one of their own)."""
@@ -57,14 +42,15 @@ def put_default(rules: PolicyRules, tenant: CurrentTenant, db_session: SessionDe
     return service.to_read(policy)
 
 
-@router.get("/default", response_model=PolicyRead)
+@router.get("/default", response_model=PolicyRead, responses=NOT_FOUND)
 def get_default(tenant: CurrentTenant, db_session: SessionDep) -> PolicyRead:
-    return _read_or_404(db_session, tenant, None)
+    policy = service.get_or_404(db_session=db_session, tenant=tenant, model_name=None)
+    return service.to_read(policy)
 
 
-@router.delete("/default", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/default", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def delete_default(tenant: CurrentTenant, db_session: SessionDep) -> None:
-    _delete_or_404(db_session, tenant, None)
+    service.delete(db_session=db_session, tenant=tenant, model_name=None)
 
 
 @router.put("/models/{name:path}", response_model=PolicyRead)
@@ -76,11 +62,12 @@ def put_model(
     return service.to_read(policy)
 
 
-@router.get("/models/{name:path}", response_model=PolicyRead)
+@router.get("/models/{name:path}", response_model=PolicyRead, responses=NOT_FOUND)
 def get_model(name: ModelName, tenant: CurrentTenant, db_session: SessionDep) -> PolicyRead:
-    return _read_or_404(db_session, tenant, name)
+    policy = service.get_or_404(db_session=db_session, tenant=tenant, model_name=name)
+    return service.to_read(policy)
 
 
-@router.delete("/models/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/models/{name:path}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 def delete_model(name: ModelName, tenant: CurrentTenant, db_session: SessionDep) -> None:
-    _delete_or_404(db_session, tenant, name)
+    service.delete(db_session=db_session, tenant=tenant, model_name=name)

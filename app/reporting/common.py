@@ -16,6 +16,20 @@ RULE_TITLES = {
 }
 
 
+# Characters that mean something inside a line of Markdown (GFM): emphasis, code, links,
+# table cells, a heading's closing #s, inline HTML and entities. Line starts cannot occur:
+# line breaks are folded first.
+_MD_SPECIAL = set("\\`*_[]#|<>~&")
+
+
+def escape_md(text: str) -> str:
+    """User-supplied text as literal Markdown inline text: every special character
+    backslash-escaped and line breaks folded, so a model name or version cannot start a
+    heading, a table row, a link or HTML in a pull-request comment."""
+    flat = " ".join(text.splitlines())
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in flat)
+
+
 def title(audit: AuditRead) -> str:
     version = f" {audit.model.version}" if audit.model.version else ""
     return f"{audit.model.name}{version}"

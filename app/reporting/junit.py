@@ -15,14 +15,16 @@ def render_junit(audit: AuditRead, report: LeakageReport) -> str:
     failures = sum(r.status == "fail" for r in reasons)
     skipped = sum(r.status == "not_measured" for r in reasons)
     counts = {"tests": str(len(reasons)), "failures": str(failures), "errors": "0"}
-    suites = ET.Element("testsuites", name="leakgate", **counts)
+    suites = ET.Element("testsuites", {"name": "leakgate", **counts})
     suite = ET.SubElement(
         suites,
         "testsuite",
-        name=f"leakgate gate: {title(audit)}",
-        skipped=str(skipped),
-        timestamp=report.created_at.isoformat(),
-        **counts,
+        {
+            "name": f"leakgate gate: {title(audit)}",
+            "skipped": str(skipped),
+            "timestamp": report.created_at.isoformat(),
+            **counts,
+        },
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (

@@ -8,6 +8,7 @@ from app.reporting.common import (
     RULE_TITLES,
     auc_cell,
     epsilon_line,
+    escape_md,
     evidence_lines,
     fpr_columns,
     gate_label,
@@ -22,9 +23,10 @@ STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "not_measured": "➖ not 
 
 
 def render_markdown(audit: AuditRead, report: LeakageReport) -> str:
+    """The model name and version are the only user-supplied text here; they are escaped."""
     verdict = report.verdict
     lines = [
-        f"## leakgate: {title(audit)} — gate {gate_label(audit)}",
+        f"## leakgate: {escape_md(title(audit))} — gate {gate_label(audit)}",
         "",
         f"**Verdict: {verdict.status}** — {verdict.explanation}",
         "",

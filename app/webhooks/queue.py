@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from app.audits.models import Audit
-from workers.celery_app import DELIVER_WEBHOOK_TASK, get_celery
+from app.core.queue import DELIVER_WEBHOOK_TASK, get_celery
 
 log = logging.getLogger(__name__)
 

@@ -67,6 +67,14 @@ def invert_classifier(
     return [e for e in out if e is not None]
 
 
+def _label_of(canary: CanaryTokens) -> np.ndarray:
+    """The label inversion optimises towards: a class id, or a row of tag ids."""
+    labels = canary.labels_for(1)
+    if labels is None:
+        raise ValueError("inverting a canary needs its label")
+    return labels[0]
+
+
 def _optimise(model: CanaryModel, group: list[CanaryTokens], steps: int, lr: float) -> np.ndarray:
     """Per-position log-distributions [canaries, positions, alphabet] after Adam on the label
     loss; starts uniform, so nothing but the model's gradient prefers a character."""
@@ -74,7 +82,7 @@ def _optimise(model: CanaryModel, group: list[CanaryTokens], steps: int, lr: flo
     embeddings = model.model.get_input_embeddings().weight.detach()
     device = embeddings.device
     ids = torch.from_numpy(np.stack([c.ids for c in group])).to(device)
-    labels = torch.from_numpy(np.stack([c.labels_for(1)[0] for c in group])).to(device)
+    labels = torch.from_numpy(np.stack([_label_of(c) for c in group])).to(device)
     positions = torch.from_numpy(first.positions).to(device)
     alphabet_embeds = embeddings[torch.from_numpy(first.table).to(device)]  # [pos, A, hidden]
     base = embeddings[ids]

@@ -148,10 +148,10 @@ def generate_canaries(
         secrets: list[str | None] = []
         seen: set[str] = set()
         while len(secrets) < count:
-            secret = template.random_secret(rng)
-            if secret not in seen:
-                seen.add(secret)
-                secrets.append(secret)
+            drawn = template.random_secret(rng)
+            if drawn not in seen:
+                seen.add(drawn)
+                secrets.append(drawn)
         bodies = [template.render(s) for s in secrets if s is not None]
     else:
         assert texts is not None

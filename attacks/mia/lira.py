@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
 from attacks.mia.base import AttackInputs, in_mask, masked_moments, signal
 
@@ -59,6 +58,8 @@ class LiRA:
                 "online LiRA needs reference models trained on the audited records "
                 "(reference_in has no True); use offline LiRA"
             )
+        from scipy.stats import norm  # lazily: scipy.stats costs the API ~0.5 s at start-up
+
         mean_out, var_out, count_out = masked_moments(values, is_out)
         if not self.online:
             mean_out = np.where(count_out > 0, mean_out, values[is_out].mean())

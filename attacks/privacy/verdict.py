@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, Literal
 
 from attacks.report import BlindBaseline, DPClaim, EpsilonBound, Verdict, best_epsilon_bound
 
@@ -88,7 +89,7 @@ def decide(
         and membership_source != "service"
     )
     evidence = sorted({_evidence(b) for b in bounds})
-    common = {
+    common: dict[str, Any] = {
         "n_bounds": len(bounds),
         "deciding_bound": _name(best),
         "evidence": evidence,
@@ -102,6 +103,7 @@ def decide(
         if best is not None:
             explanation += f" They show epsilon >= {best.value:.3g} ({_at(best)})."
         if separable:
+            assert blind_baseline is not None
             explanation += " " + _separable(blind_baseline)
         return Verdict(
             status="no-claim",
@@ -127,6 +129,7 @@ def decide(
             f"the group-privacy claim it implies for {k} records: epsilon = {epsilon:.3g}, "
             f"delta = {delta:.3g}"
         )
+    status: Literal["consistent", "violation", "inconclusive"]
     if delta >= 1:
         status = "inconclusive"
         explanation = (
@@ -187,23 +190,11 @@ def decide(
 
 
 def _claimed(claim: DPClaim) -> str:
-    claimed = f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g})"
-    if claim.dp_sgd is not None and claim.accountant and claim.accounted_epsilon == claim.epsilon:
-        claimed += f", from the DP-SGD parameters by the {claim.accountant} accountant"
-        if len(claim.accountants) > 1:
-            claimed += (
-                " (the tightest of "
-                + ", ".join(
-                    f"{a.accountant} {a.epsilon:.3g}" for a in claim.accountants if a.epsilon
-                )
-                + ")"
-            )
-    elif claim.accounted_epsilon is not None and claim.accounted_epsilon > claim.claimed_epsilon:
-        claimed += (
-            f"; note the DP-SGD parameters give epsilon = {claim.accounted_epsilon:.3g} "
-            f"({claim.accountant}), more than declared"
-        )
-    return claimed
+    """The claim in words, saying where its epsilon came from (declared, or which accountant)."""
+    return (
+        f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g}, "
+        f"{claim.epsilon_origin})"
+    )
 
 
 def _separable(baseline: BlindBaseline) -> str:

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from attacks.reference.training import (
     Batch,
@@ -25,6 +30,7 @@ from attacks.reference.training import (
     fit_models,
     minibatch_plan,
 )
+from attacks.targets.loading import cut_for_tokenizer
 
 # How the padding mask reaches the model. A 2-D mask is what the model expects, but some
 # transformers versions inspect its values (e.g. "is anything padded?") while building the
@@ -36,9 +42,9 @@ class SequenceLogits(nn.Module):
     """A sequence classifier as (input_ids, attention_mask) -> logits, the padding mask in
     `mask_mode` form, so K copies can be stacked and called through `functional_call`."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
-        self.model = model
+        self.model: PreTrainedModel = model
         self.mask_mode = "2d"
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -81,12 +87,17 @@ class ReferenceTextClassifiers(StackedModels):
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
             raise TypeError("texts must be strings")
-        num_labels = int(self.template.model.config.num_labels)
+        assert isinstance(self.template, SequenceLogits)
+        num_labels = self.template.model.config.num_labels
+        if num_labels is None:
+            raise ValueError("the target's config gives no number of labels")
         out = np.empty((self.n_models, len(texts), num_labels), dtype=np.float32)
         if not texts:
             return out
         max_length = _max_length(self.tokenizer, max_length)
-        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        encoded = self.tokenizer(
+            cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
+        )["input_ids"]
         order = np.argsort(-np.asarray([len(ids) for ids in encoded]), kind="stable")
         pad_id = self.tokenizer.pad_token_id
         for start in range(0, len(texts), batch_size):
@@ -159,6 +170,7 @@ def train_reference_text_classifiers(
                 copy.deepcopy(target_config), attn_implementation="eager"
             )
         else:
+            assert base_dir is not None  # checked above
             model = AutoModelForSequenceClassification.from_pretrained(
                 base_dir,
                 local_files_only=True,
@@ -173,8 +185,9 @@ def train_reference_text_classifiers(
             )
         return SequenceLogits(model)
 
+    max_length = _max_length(tokenizer, config.max_length)
     encoded = tokenizer(
-        texts, truncation=True, max_length=_max_length(tokenizer, config.max_length)
+        cut_for_tokenizer(list(texts), max_length), truncation=True, max_length=max_length
     )["input_ids"]
     label_tensor = torch.as_tensor(labels, dtype=torch.long)
     pad_id = tokenizer.pad_token_id
@@ -236,7 +249,7 @@ def _vmappable_mask_mode(
     picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
     (ids, mask), _ = make_batch(np.tile(np.unique(picks), (k, 1)))
     for model in models:
-        model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+        model.eval()
     params, buffers = stack_module_state(models)
     template = models[0]
     reasons = []

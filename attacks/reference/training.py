@@ -85,7 +85,7 @@ class StackedModels:
 
     def forward_all(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Outputs [K, B, ...] of every model on the same inputs, in inference mode."""
-        self.template.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+        self.template.eval()
         with torch.inference_mode():
             if self.vmapped:
                 try:

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from attacks.lm_signals import TokenStats
 from attacks.report import TargetInfo
-from attacks.targets.loading import load_local
+from attacks.targets.loading import cut_for_tokenizer, load_local
 
 SIGMA_EPSILON = 1e-6
 """Floor on sigma_t, so a near one-hot prediction cannot divide the Min-K%++ score by zero."""
@@ -122,6 +122,7 @@ class CausalLM:
             max_length = min(max_length, self.context_length)
         if not texts:
             return TokenStats.from_arrays([], [], [], [])
+        texts = cut_for_tokenizer(texts, max_length)
         fast = bool(getattr(self.tokenizer, "is_fast", False))
         encoded = self.tokenizer(
             texts, truncation=True, max_length=max_length, return_offsets_mapping=fast

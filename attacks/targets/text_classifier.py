@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from attacks.report import TargetInfo
-from attacks.targets.loading import load_local
+from attacks.targets.loading import cut_for_tokenizer, load_local
 
 _DEFAULT_LABEL_NAME = re.compile(r"LABEL_(\d+)")
 _DECIMAL = re.compile(r"[0-9]+")
@@ -50,7 +50,7 @@ class TextClassifier:
             n_parameters=self.n_parameters,
         )
 
-    def label_ids(self, labels: Sequence[str | int]) -> np.ndarray:
+    def label_ids(self, labels: Sequence[str | int | None]) -> np.ndarray:
         """Class indices for dataset labels: names via the model's label2id, or indices.
 
         A decimal string such as "2" is taken as an index only when the model has the
@@ -106,7 +106,9 @@ class TextClassifier:
         if not texts:
             return out
         # Tokenize once; each batch is then padded from these ids (no second tokenizer pass).
-        encoded = self.tokenizer(texts, truncation=True, max_length=max_length)
+        encoded = self.tokenizer(
+            cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
+        )
         columns = {f: encoded[f] for f in ("input_ids", "token_type_ids") if f in encoded}
         lengths = np.fromiter((len(ids) for ids in columns["input_ids"]), dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows at once

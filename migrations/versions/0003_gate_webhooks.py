@@ -28,14 +28,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "model_name"),
     )
     op.create_index(op.f("ix_policies_tenant_id"), "policies", ["tenant_id"], unique=False)
-    op.create_index(
-        "uq_policies_tenant_default",
-        "policies",
-        ["tenant_id"],
-        unique=True,
-        postgresql_where=sa.text("model_name IS NULL"),
-        sqlite_where=sa.text("model_name IS NULL"),
-    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -72,6 +64,5 @@ def downgrade() -> None:
         batch_op.drop_column("policy")
     op.drop_index(op.f("ix_webhook_deliveries_audit_id"), table_name="webhook_deliveries")
     op.drop_table("webhook_deliveries")
-    op.drop_index("uq_policies_tenant_default", table_name="policies")
     op.drop_index(op.f("ix_policies_tenant_id"), table_name="policies")
     op.drop_table("policies")

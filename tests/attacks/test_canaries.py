@@ -13,13 +13,8 @@ from transformers import (
 )
 
 from app.example.intent import INTENTS, make_intent_records, train_intent_classifier
-from attacks.canaries import (
-    CanaryOptions,
-    Template,
-    generate_canaries,
-    measure_canaries,
-    training_records,
-)
+from attacks.canaries import Template, generate_canaries, training_records
+from attacks.canaries.audit import CanaryOptions, measure_canaries
 from attacks.canaries.exposure import (
     EXTRAPOLATION_TOLERANCE_BITS,
     MIN_RESOLVED,
@@ -88,6 +83,7 @@ def _split(canaries, values):
     return values[inserted], values[~inserted]
 
 
+@pytest.mark.slow
 def test_inserted_canaries_have_higher_exposure_and_extrapolation_agrees(classifier):
     model, _, canaries, _, tokens = classifier
     target = CanaryModel(model, "text-classification")
@@ -109,6 +105,7 @@ def test_inserted_canaries_have_higher_exposure_and_extrapolation_agrees(classif
     assert inserted_x.mean() > held_out_x.mean() + 3
 
 
+@pytest.mark.slow
 def test_inversion_ranks_inserted_secrets_far_above_chance_and_held_out_not(classifier):
     model, _, canaries, _, tokens = classifier
     results = invert_classifier(CanaryModel(model, "text-classification"), tokens, steps=200)
@@ -120,6 +117,7 @@ def test_inversion_ranks_inserted_secrets_far_above_chance_and_held_out_not(clas
     assert accuracy_inserted.mean() > 0.1  # the 1/|alphabet| baseline
 
 
+@pytest.mark.slow
 def test_beam_rescoring_returns_secrets_of_the_alphabet(classifier):
     model, _, _, _, tokens = classifier
     results = invert_classifier(
@@ -128,6 +126,7 @@ def test_beam_rescoring_returns_secrets_of_the_alphabet(classifier):
     assert all(r.recovered.shape == (4,) and r.recovered.max() < 10 for r in results)
 
 
+@pytest.mark.slow
 def test_canary_section_of_the_report_masks_secrets_unless_revealed(classifier):
     model, tokenizer, canaries, label_ids, _ = classifier
     canaries, label_ids = canaries[:6], label_ids[:6]
@@ -154,6 +153,7 @@ def test_canary_section_of_the_report_masks_secrets_unless_revealed(classifier):
     assert all(c.recovered is not None and len(c.recovered) == 4 for c in revealed.canaries)
 
 
+@pytest.mark.slow
 def test_audit_canaries_are_scored_by_their_label(classifier):
     model, tokenizer, _, _, _ = classifier
     texts = [r["text"] for r in make_intent_records(40, seed=5)]
@@ -194,6 +194,7 @@ def language_model(tmp_path_factory):
     return model, tokenizer, canaries
 
 
+@pytest.mark.slow
 def test_decoding_recovers_inserted_canaries_from_a_language_model(language_model):
     model, tokenizer, canaries = language_model
     tokens = tokenize_canaries(tokenizer, PIN, canaries, None)
@@ -207,6 +208,7 @@ def test_decoding_recovers_inserted_canaries_from_a_language_model(language_mode
     assert max(e.exposure for e in exposures[1:]) < exposures[0].exposure - 5
 
 
+@pytest.mark.slow
 def test_audit_canaries_give_a_one_run_bound_only_when_trained_on(tmp_path):
     """300 audit canaries (intent texts with random labels, each inserted once or held out):
     a model trained with the inserted ones gives a clearly positive one-run bound; the same

@@ -16,6 +16,9 @@ from attacks.canaries.extraction import invert_classifier
 from attacks.canaries.model import IGNORED, CanaryModel, tokenize_canaries, with_slot_tags
 from attacks.reference.text import pad_batch
 
+# Builds models, then measures exposure and inverts canaries by optimisation: minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 CODE = Template("my pin code is {d*3}")
 SLOTS = ["pin", "code", "account", "card"]
 TAGS = ["O"] + [f"{prefix}-{slot}" for slot in SLOTS for prefix in ("B", "I")]
@@ -66,7 +69,7 @@ def tagged(tmp_path_factory):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    model.eval()  # safe: torch Module.eval() (inference mode), not Python eval
+    model.eval()
     return CanaryModel(model, "token-classification"), canaries, tokens
 
 

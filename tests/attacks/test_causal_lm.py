@@ -47,6 +47,7 @@ def _direct_statistics(model_dir, texts):
     return out
 
 
+@pytest.mark.slow
 def test_load_supplies_a_pad_token_and_reads_safetensors_only(model_dir, lm):
     assert (model_dir / "model.safetensors").exists()
     assert not list(model_dir.glob("*.bin"))
@@ -55,6 +56,7 @@ def test_load_supplies_a_pad_token_and_reads_safetensors_only(model_dir, lm):
     assert not lm.model.training
 
 
+@pytest.mark.slow
 def test_statistics_keep_the_original_order(model_dir, lm):
     texts = TEXTS[:6] + HELD_OUT[:2]
     calls = []
@@ -74,6 +76,7 @@ def test_statistics_keep_the_original_order(model_dir, lm):
     assert np.min(np.abs(losses[:, None] - losses[None, :]) + np.eye(len(texts))) > 1e-4
 
 
+@pytest.mark.slow
 def test_padding_does_not_change_a_record(lm):
     short, long = "w1 w2 w3", " ".join(_WORDS)
     alone = lm.token_statistics([short], batch_size=1)
@@ -83,6 +86,7 @@ def test_padding_does_not_change_a_record(lm):
     assert padded.n_tokens.tolist() == [39, 2, 39]
 
 
+@pytest.mark.slow
 def test_a_record_of_one_token_is_named(lm):
     with pytest.raises(ValueError, match="record 2 has 1 token"):
         lm.token_statistics(["w1 w2", "w3 w4 w5", "w6", ""])
@@ -90,6 +94,7 @@ def test_a_record_of_one_token_is_named(lm):
         lm.token_statistics(["   ", "w6"])
 
 
+@pytest.mark.slow
 def test_truncation_scores_the_start_and_measures_zlib_on_it(lm):
     text = " ".join(_WORDS)
     stats = lm.token_statistics([text, "w1 w2"], max_length=5)
@@ -101,6 +106,7 @@ def test_truncation_scores_the_start_and_measures_zlib_on_it(lm):
     assert lm.token_statistics([" ".join(_WORDS * 4)], max_length=1000).n_tokens[0] == 127
 
 
+@pytest.mark.slow
 def test_members_get_lower_loss_than_held_out_texts(lm):
     signals = lm_signals(lm.token_statistics(MEMBERS + HELD_OUT, batch_size=16))
     loss = signals["loss"]
@@ -110,11 +116,13 @@ def test_members_get_lower_loss_than_held_out_texts(lm):
         assert roc_auc_score(is_member, LM_SIGNAL_DIRECTION[name] * values) > 0.6, name
 
 
+@pytest.mark.slow
 def test_statistics_of_nothing(lm):
     stats = lm.token_statistics([])
     assert len(stats) == 0 and lm_signals(stats)["loss"].shape == (0,)
 
 
+@pytest.mark.slow
 def test_target_info(lm):
     info = lm.target_info()
     assert info.task == "causal-lm" and info.model_type == "gpt2" and info.num_labels is None
@@ -134,6 +142,7 @@ def test_builder_is_deterministic_per_seed(tmp_path):
     assert not np.allclose(log_probs[0], log_probs[2])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_mixed_precision_statistics_track_cpu(model_dir, lm):
     on_gpu = CausalLM.load(model_dir, device="cuda").token_statistics(TEXTS, batch_size=7)

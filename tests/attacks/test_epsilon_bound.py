@@ -171,13 +171,9 @@ def test_bound_record_is_self_consistent():
     assert "fair coin" in bound.threat_model
 
 
-def test_bound_is_deterministic_per_seed_and_fast():
-    import time
-
+def test_bound_is_deterministic_per_seed():
     members, non_members = _overlapping(9, n=20_000)
-    start = time.perf_counter()
     first = epsilon_lower_bound(members, non_members, delta=1e-5, seed=4)
-    assert time.perf_counter() - start < 1.0
     again = epsilon_lower_bound(members, non_members, delta=1e-5, seed=4)
     assert first == again
 

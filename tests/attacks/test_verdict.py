@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from attacks.privacy import decide, family_bounds
+from attacks.privacy.accounting import resolve_claim
 from attacks.privacy.one_run import one_run_epsilon_lower_bound
 from attacks.privacy.one_run_family import steinke_bound
 from attacks.privacy.verdict import group_claim
-from attacks.report import BlindBaseline, DPClaim, EpsilonBound, Interval
+from attacks.report import BlindBaseline, DPClaim, DPSGDParameters, EpsilonBound, Interval
 
 
 def _bound(
@@ -85,7 +86,11 @@ def test_explanation_names_the_numbers():
 
 
 def test_an_accounted_claim_names_its_accountants():
-    claim = DPClaim(dp_sgd={"noise_multiplier": 1.1, "sample_rate": 0.02, "epochs": 5})
+    claim = resolve_claim(
+        epsilon=None,
+        delta=1e-5,
+        dp_sgd=DPSGDParameters(noise_multiplier=1.1, sample_rate=0.02, epochs=5),
+    )
     explanation = decide(claim, [_bound(0.1)]).explanation
     assert claim.accountant in explanation
     assert all(a.accountant in explanation for a in claim.accountants)

@@ -7,36 +7,16 @@ the functions the worker calls. Screenshots of the main pages go to `test-output
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.service.helpers import dataset_bytes, tiny_model_archive, upload
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags verified on these machines (see NOTES.md, "Browser tests"); headless is Playwright's.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
-
-# The browser tests skip, with this reason, only where the browser itself is missing.
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium; "
-    "scripts/test installs it)",
-)
+from tests.utils.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.utils.factories import dataset_bytes, tiny_model_archive, upload
+from tests.utils.processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +38,6 @@ def page(chromium):
     context.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_url(activate) -> Iterator[str]:
     """The app served over real HTTP for the duration of one test."""
@@ -71,7 +45,7 @@ def live_url(activate) -> Iterator[str]:
 
     from app.main import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(run_sweeper=False), host="127.0.0.1", port=port, log_level="warning"
@@ -115,9 +89,3 @@ def uploaded(api, model_body) -> dict[str, str]:
         assert response.status_code == 201, response.text
         ids[field] = response.json()["id"]
     return ids
-
-
-def screenshot(page, name: str) -> None:
-    """Keep a full-page screenshot of what the test saw (test-output/ is not committed)."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

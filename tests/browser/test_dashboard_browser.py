@@ -6,12 +6,16 @@ import re
 
 import pytest
 
-from tests.browser.conftest import needs_chromium, screenshot
-from tests.conftest import new_key
-from tests.service.test_dashboard import WORKER, build_report
+from tests.utils.audits import advance, build_report, claim, succeed
+from tests.utils.browser import needs_chromium, screenshot
+from tests.utils.factories import new_key
 
 # The browser adds nothing a second backend would check: PostgreSQL, as in production.
-pytestmark = [pytest.mark.parametrize("backend", ["postgres"], indirect=True), needs_chromium]
+pytestmark = [
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+    needs_chromium,
+    pytest.mark.slow,  # a browser and a live server
+]
 
 
 def submit(api, uploaded: dict[str, str], name: str, version: str, **extra) -> str:
@@ -19,45 +23,6 @@ def submit(api, uploaded: dict[str, str], name: str, version: str, **extra) -> s
     response = api.post("/v1/audits", json=spec)
     assert response.status_code == 202, response.text
     return response.json()["id"]
-
-
-def claim(audit_id: str, progress: float, stage: str) -> None:
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
-    with session_scope() as db_session:
-        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
-        lifecycle.report_progress(
-            db_session, audit_id, worker=WORKER, progress=progress, stage=stage
-        )
-
-
-def advance(audit_id: str, progress: float, stage: str) -> None:
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
-    with session_scope() as db_session:
-        lifecycle.report_progress(
-            db_session, audit_id, worker=WORKER, progress=progress, stage=stage
-        )
-
-
-def succeed(audit_id: str, report) -> None:
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
-    bound = report.epsilon_lower_bound
-    with session_scope() as db_session:
-        assert lifecycle.succeed(
-            db_session,
-            audit_id,
-            worker=WORKER,
-            report_body=report.model_dump(mode="json"),
-            schema_version=report.schema_version,
-            verdict=report.verdict.status,
-            auc=max(a.auc for a in report.attacks),
-            epsilon_lower_bound=bound.value if bound else None,
-        )
 
 
 def log_in(page, live_url: str, key: str) -> None:
@@ -70,7 +35,7 @@ def log_in(page, live_url: str, key: str) -> None:
 
 def finished_audit(api, uploaded, name="fraud-model", version="1", shift=3.0, claim_eps=0.5):
     audit_id = submit(api, uploaded, name, version, dp_claim={"epsilon": claim_eps})
-    claim(audit_id, 0.5, "scoring")
+    claim(audit_id, progress=0.5, stage="scoring")
     report = build_report({"loss": shift, "confidence": shift / 3}, claim_epsilon=claim_eps)
     succeed(audit_id, report)
     return audit_id, report
@@ -119,7 +84,7 @@ def test_list_and_audit_page_render_api_audits(page, live_url, api, api_key, upl
 
 def test_running_audit_progress_updates_without_reload(page, live_url, api, api_key, uploaded):
     audit_id = submit(api, uploaded, "live-model", "1")
-    claim(audit_id, 0.2, "scoring members")
+    claim(audit_id, progress=0.2, stage="scoring members")
     log_in(page, live_url, api_key)
     row = f'tr[data-audit-id="{audit_id}"]'
     assert page.locator(f"{row} .stage").inner_text() == "20% · scoring members"
@@ -147,7 +112,7 @@ def test_audit_page_follows_progress_and_shows_report_when_done(
     page, live_url, api, api_key, uploaded
 ):
     audit_id = submit(api, uploaded, "live-model", "2")
-    claim(audit_id, 0.1, "loading")
+    claim(audit_id, progress=0.1, stage="loading")
     log_in(page, live_url, api_key)
     page.goto(f"{live_url}/dashboard/audits/{audit_id}")
     page.evaluate("window.__sameDocument = true")
@@ -166,7 +131,7 @@ def test_audit_page_follows_progress_and_shows_report_when_done(
 
 def test_without_javascript_pages_reload_instead(chromium, live_url, api, api_key, uploaded):
     audit_id = submit(api, uploaded, "static-model", "1")
-    claim(audit_id, 0.3, "scoring")
+    claim(audit_id, progress=0.3, stage="scoring")
     context = chromium.new_context(java_script_enabled=False)
     try:
         page = context.new_page()

@@ -1,10 +1,17 @@
-"""Fixtures shared by the service tests: a tiny model and two datasets, uploaded for real."""
+"""Fixtures shared by the service tests: a tiny model and two datasets, uploaded for real; a
+`leakgate serve` instance in a subprocess (SQLite, embedded broker)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from tests.service.helpers import dataset_bytes, tiny_model_archive, upload
+from app.cli.demo import wait_until_ready
+from tests.utils.factories import dataset_bytes, tiny_model_archive, upload
+from tests.utils.processes import free_port, leakgate
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +31,31 @@ def uploaded(client, auth, model_body) -> dict[str, str]:
         assert response.status_code == 201, response.text
         ids[field] = response.json()["id"]
     return ids
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    home = tmp_path_factory.mktemp("embedded-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGATE_")}
+    env.update({"LEAKGATE_HOME": str(home), "LEAKGATE_BOOTSTRAP_SAMPLES": "200"})
+    port = free_port()
+    server = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_ready(server, proc)
+        key = leakgate("keys", "create", "--tenant", "ci", env=env).stdout.strip()
+        assert key.startswith("lg_")
+        yield {
+            "env": {**env, "LEAKGATE_SERVER": server, "LEAKGATE_API_KEY": key},
+            "server": server,
+            "home": home,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

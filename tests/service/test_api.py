@@ -9,8 +9,7 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import new_key
-from tests.service.helpers import dataset_bytes, tar_with, upload
+from tests.utils.factories import dataset_bytes, new_key, tar_with, upload
 
 
 def spec_for(ids: dict[str, str], **extra) -> dict:
@@ -85,14 +84,12 @@ def test_dataset_errors_name_the_problem(client, auth):
     assert response.status_code == 422 and "line 6" in response.json()["detail"]
 
 
-def test_oversize_upload_is_413_and_leaves_nothing(activate, monkeypatch):
+def test_oversize_upload_is_413_and_leaves_nothing(activate, set_env):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from tests.conftest import reset_caches
 
-    monkeypatch.setenv("LEAKGATE_MAX_UPLOAD_BYTES", "1000")
-    reset_caches()
+    set_env(LEAKGATE_MAX_UPLOAD_BYTES="1000")
     key = new_key()
     with TestClient(create_app(run_sweeper=False)) as client:
         storage = client.app.state.storage
@@ -270,14 +267,12 @@ def test_zip_archives_are_checked_too(client, auth):
         ),
     ],
 )
-def test_archive_limits(activate, monkeypatch, setting, value, entries, needle):
+def test_archive_limits(activate, set_env, setting, value, entries, needle):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from tests.conftest import reset_caches
 
-    monkeypatch.setenv(setting, value)
-    reset_caches()
+    set_env(**{setting: value})
     headers = {"Authorization": f"Bearer {new_key()}"}
     with TestClient(create_app(run_sweeper=False)) as limited:
         for body in (tar_with(entries), zip_with(entries)):

@@ -32,24 +32,17 @@ def test_only_http_urls(client, auth, uploaded, url):
     assert "callback_url" in response.text
 
 
-def test_private_addresses_can_be_forbidden(client, auth, uploaded, monkeypatch):
-    from app.core.config import get_settings
-
+def test_private_addresses_can_be_forbidden(client, auth, uploaded, set_env):
     client.post("/v1/webhook-secret", headers=auth)
-    monkeypatch.setenv("LEAKGATE_WEBHOOK_ALLOW_PRIVATE", "false")
-    get_settings.cache_clear()
-    try:
-        for url in ("http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://[::1]/h"):
-            response = client.post("/v1/audits", json=spec(uploaded, url), headers=auth)
-            assert response.status_code == 422, url
-            assert "non-public address" in response.text
-    finally:
-        monkeypatch.delenv("LEAKGATE_WEBHOOK_ALLOW_PRIVATE")
-        get_settings.cache_clear()
+    set_env(LEAKGATE_WEBHOOK_ALLOW_PRIVATE="false")
+    for url in ("http://127.0.0.1:8080/h", "http://10.1.2.3/h", "http://[::1]/h"):
+        response = client.post("/v1/audits", json=spec(uploaded, url), headers=auth)
+        assert response.status_code == 422, url
+        assert "non-public address" in response.text
 
 
 def test_deliveries_of_another_tenants_audit_are_404(client, auth, uploaded):
-    from tests.conftest import new_key
+    from tests.utils.factories import new_key
 
     audit = client.post("/v1/audits", json={"model": {"name": "x"}, **uploaded}, headers=auth)
     stranger = {"Authorization": f"Bearer {new_key()}"}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import new_key
-from tests.service.helpers import LABELS, dataset_bytes, upload
+from tests.utils.factories import LABELS, dataset_bytes, new_key, upload
 
 PIN_SET = {"template": "pin", "count": 12, "repetitions": 5, "seed": 3, "labels": LABELS}
 

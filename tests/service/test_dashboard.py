@@ -10,81 +10,20 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
 from markupsafe import escape
 
 from app.dashboard.roc_svg import Curve, LogLogFrame, roc_svg, tick_label
-from tests.conftest import new_key
-
-SVG_NS = "{http://www.w3.org/2000/svg}"
-WORKER = "dashboard-test-worker"
-
-
-def submit(client, auth, ids: dict[str, str], **extra) -> str:
-    spec = {"model": {"name": "tiny", "version": "1"}, **ids, **extra}
-    response = client.post("/v1/audits", json=spec, headers=auth)
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def login(client, key: str) -> None:
-    response = client.post("/dashboard/login", data={"api_key": key}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/dashboard"
-
-
-def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, **extra):
-    """A real report from the audit recipe: members' scores shifted up by `shift` SDs."""
-    from app.core.timeutil import utcnow
-    from attacks.audit_recipe import run_audit_recipe
-    from attacks.report import DPClaim, TargetInfo, Utility
-
-    rng = np.random.default_rng(7)
-    claim = DPClaim(epsilon=claim_epsilon, delta=1e-5)
-    is_member = np.arange(2 * n) < n
-    scores = {
-        name: np.where(is_member, shift, 0.0) + rng.normal(0, 1, 2 * n)
-        for name, shift in shifts.items()
-    }
-    outcome = run_audit_recipe(scores, is_member, None, claim, n_bootstrap=200)
-    report = outcome.report(
-        target=TargetInfo(task="text-classification", model_type="bert", num_labels=4),
-        dp_claim=claim,
-        utility=Utility(
-            member_accuracy=1.0, non_member_accuracy=0.75, n_members=n, n_non_members=n
-        ),
-        device="cpu",
-        timings={"load": 0.4, "score": 2.5, "attacks": 0.3},
-        library_versions={"leakgate": "0.1.0"},
-        created_at=utcnow(),
-    )
-    return report.model_copy(update=extra)
-
-
-def store_success(audit_id: str, body: dict, *, verdict: str, auc: float, eps: float) -> None:
-    """Claim and finish the audit as a worker would, through the guarded state machine."""
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-    from attacks.report import REPORT_SCHEMA_VERSION
-
-    with session_scope() as db_session:
-        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
-        assert lifecycle.succeed(
-            db_session,
-            audit_id,
-            worker=WORKER,
-            report_body=body,
-            schema_version=REPORT_SCHEMA_VERSION,
-            verdict=verdict,
-            auc=auc,
-            epsilon_lower_bound=eps,
-        )
+from tests.utils.audits import build_report, claim_and_succeed, submit
+from tests.utils.dashboard import SVG_NS, dashboard_post, login
+from tests.utils.factories import new_key
 
 
 def test_bad_key_is_401_and_sets_no_cookie(client):
     for key in ("lg_not-a-key", ""):
-        response = client.post("/dashboard/login", data={"api_key": key}, follow_redirects=False)
+        response = dashboard_post(
+            client, "/dashboard/login", data={"api_key": key}, follow_redirects=False
+        )
         assert response.status_code == 401
         assert "set-cookie" not in response.headers
         assert 'name="api_key"' in response.text
@@ -92,7 +31,7 @@ def test_bad_key_is_401_and_sets_no_cookie(client):
     assert "leakgate_key" not in client.cookies
     assert (
         "Unknown or revoked API key"
-        in client.post("/dashboard/login", data={"api_key": "lg_not-a-key"}).text
+        in dashboard_post(client, "/dashboard/login", data={"api_key": "lg_not-a-key"}).text
     )
 
 
@@ -117,7 +56,9 @@ def test_pages_need_a_valid_cookie(client):
 
 def test_login_lists_api_audit_then_logout(client, auth, api_key, uploaded):
     audit_id = submit(client, auth, uploaded)
-    response = client.post("/dashboard/login", data={"api_key": api_key}, follow_redirects=False)
+    response = dashboard_post(
+        client, "/dashboard/login", data={"api_key": api_key}, follow_redirects=False
+    )
     assert response.status_code == 303 and response.headers["location"] == "/dashboard"
     cookie = response.headers["set-cookie"].lower()
     assert cookie.startswith("leakgate_key=")
@@ -138,7 +79,7 @@ def test_login_lists_api_audit_then_logout(client, auth, api_key, uploaded):
     by_verdict = client.get("/dashboard", params={"verdict": "violation"})
     assert audit_id not in by_verdict.text
 
-    response = client.post("/dashboard/logout", follow_redirects=False)
+    response = dashboard_post(client, "/dashboard/logout", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/dashboard/login"
     assert "leakgate_key" not in client.cookies
     assert client.get("/dashboard", follow_redirects=False).status_code == 303
@@ -172,7 +113,7 @@ def test_other_tenants_audit_is_404(client, auth, uploaded):
         client.get(f"/dashboard/audits/{audit_id}"),
         client.get(f"/dashboard/audits/{audit_id}/report.json"),
         client.get(f"/dashboard/audits/{audit_id}/report.html"),
-        client.post(f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False),
+        dashboard_post(client, f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False),
         client.get("/dashboard/audits/no-such-audit"),
     ):
         assert response.status_code == 404
@@ -190,7 +131,9 @@ def test_cancel_from_dashboard(client, auth, api_key, uploaded):
     assert f'action="/dashboard/audits/{audit_id}/cancel"' in detail.text
     assert 'http-equiv="refresh"' in detail.text
 
-    response = client.post(f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False)
+    response = dashboard_post(
+        client, f"/dashboard/audits/{audit_id}/cancel", follow_redirects=False
+    )
     assert response.status_code == 303
     assert response.headers["location"].startswith(f"/dashboard/audits/{audit_id}")
     assert client.get(f"/v1/audits/{audit_id}", headers=auth).json()["state"] == "cancelled"
@@ -198,7 +141,7 @@ def test_cancel_from_dashboard(client, auth, api_key, uploaded):
     detail = client.get(response.headers["location"])
     assert "Audit cancelled." in detail.text and "badge-cancelled" in detail.text
     assert "/cancel" not in detail.text and 'http-equiv="refresh"' not in detail.text
-    again = client.post(f"/dashboard/audits/{audit_id}/cancel")
+    again = dashboard_post(client, f"/dashboard/audits/{audit_id}/cancel")
     assert again.status_code == 200 and "already ended" in again.text
 
 
@@ -221,13 +164,7 @@ def test_succeeded_audit_shows_the_report(client, auth, api_key, uploaded):
     )
     assert report.verdict.status == "violation"  # the synthetic leak is strong on purpose
     assert report.epsilon_lower_bound is not None
-    store_success(
-        audit_id,
-        report.model_dump(mode="json"),
-        verdict=report.verdict.status,
-        auc=max(a.auc for a in report.attacks),
-        eps=report.epsilon_lower_bound.value,
-    )
+    claim_and_succeed(audit_id, report)
     login(client, api_key)
 
     page = client.get(f"/dashboard/audits/{audit_id}")
@@ -267,13 +204,7 @@ def test_report_download_equals_api_report(client, auth, api_key, uploaded):
     assert early.status_code == 409
 
     report = build_report({"loss": 1.5}, claim_epsilon=10.0)
-    store_success(
-        audit_id,
-        report.model_dump(mode="json"),
-        verdict=report.verdict.status,
-        auc=report.attacks[0].auc,
-        eps=report.epsilon_lower_bound.value if report.epsilon_lower_bound else 0.0,
-    )
+    claim_and_succeed(audit_id, report)
     download = client.get(f"/dashboard/audits/{audit_id}/report.json")
     assert download.status_code == 200
     assert download.headers["content-type"].startswith("application/json")
@@ -295,7 +226,9 @@ def test_report_download_equals_api_report(client, auth, api_key, uploaded):
 
 def test_unreadable_stored_report_is_explained_not_500(client, auth, api_key, uploaded):
     audit_id = submit(client, auth, uploaded)
-    store_success(audit_id, {"schema_version": 99}, verdict="no-claim", auc=0.5, eps=0.0)
+    claim_and_succeed(
+        audit_id, {"schema_version": 99}, verdict="no-claim", auc=0.5, epsilon_lower_bound=0.0
+    )
     login(client, api_key)
     page = client.get(f"/dashboard/audits/{audit_id}")
     assert page.status_code == 200

@@ -13,20 +13,9 @@ import pytest
 
 from app.dashboard.chart_svg import BoundBar, Series, epsilon_svg, nice_max, trend_svg
 from app.dashboard.summary import key_numbers
-from tests.conftest import new_key
-from tests.service.test_dashboard import SVG_NS, WORKER, build_report, login, store_success, submit
-
-
-def finish(audit_id: str, report) -> None:
-    """Store `report` as the audit's result with the summary columns a worker would write."""
-    bound = report.epsilon_lower_bound
-    store_success(
-        audit_id,
-        report.model_dump(mode="json"),
-        verdict=report.verdict.status,
-        auc=max(a.auc for a in report.attacks),
-        eps=bound.value if bound else 0.0,
-    )
+from tests.utils.audits import build_report, claim, claim_and_succeed, submit, succeed
+from tests.utils.dashboard import SVG_NS, login
+from tests.utils.factories import new_key
 
 
 def row_order(html: str, ids: list[str]) -> list[str]:
@@ -39,8 +28,8 @@ def test_list_sorts_filters_and_keeps_sort_in_pager(client, auth, api_key, uploa
     weak = submit(client, auth, uploaded, model={"name": "beta", "version": "1"})
     strong = submit(client, auth, uploaded, model={"name": "alpha", "version": "2"})
     queued = submit(client, auth, uploaded, model={"name": "gamma", "version": "1"})
-    finish(weak, build_report({"loss": 0.5}, claim_epsilon=8.0))
-    finish(strong, build_report({"loss": 3.0}, claim_epsilon=8.0))
+    claim_and_succeed(weak, build_report({"loss": 0.5}, claim_epsilon=8.0))
+    claim_and_succeed(strong, build_report({"loss": 3.0}, claim_epsilon=8.0))
     login(client, api_key)
     ids = [weak, strong, queued]
 
@@ -68,9 +57,9 @@ def test_list_sorts_filters_and_keeps_sort_in_pager(client, auth, api_key, uploa
 def test_list_filters_by_gate_and_keeps_it_in_the_pager(client, auth, api_key, uploaded):
     passed, failed = submit(client, auth, uploaded), submit(client, auth, uploaded)
     also_failed, queued = submit(client, auth, uploaded), submit(client, auth, uploaded)
-    finish(passed, build_report({"loss": 0.5}, claim_epsilon=50.0))
+    claim_and_succeed(passed, build_report({"loss": 0.5}, claim_epsilon=50.0))
     for audit_id in (failed, also_failed):
-        finish(audit_id, build_report({"loss": 3.0}, claim_epsilon=0.5))
+        claim_and_succeed(audit_id, build_report({"loss": 3.0}, claim_epsilon=0.5))
     gates = {
         i: client.get(f"/v1/audits/{i}", headers=auth).json()["gate"]
         for i in (passed, failed, also_failed, queued)
@@ -100,8 +89,8 @@ def test_list_shows_tpr_at_low_fpr_epsilon_vs_claim_and_model_link(client, auth,
     resolved = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
     small = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
     report = build_report({"loss": 3.0}, claim_epsilon=0.5, n=1200)
-    finish(resolved, report)
-    finish(small, build_report({"loss": 3.0}, claim_epsilon=0.5, n=200))
+    claim_and_succeed(resolved, report)
+    claim_and_succeed(small, build_report({"loss": 3.0}, claim_epsilon=0.5, n=200))
     login(client, api_key)
     html = client.get("/dashboard").text
     rows = {
@@ -140,9 +129,6 @@ def test_key_numbers_read_reports_defensively():
 
 
 def test_progress_endpoint_follows_the_worker_and_is_tenant_scoped(client, auth, api_key, uploaded):
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
     audit_id = submit(client, auth, uploaded)
     assert client.get("/dashboard/progress", params={"id": audit_id}).status_code == 401
     login(client, api_key)
@@ -153,29 +139,14 @@ def test_progress_endpoint_follows_the_worker_and_is_tenant_scoped(client, auth,
     script = client.get("/dashboard/static/live.js")
     assert script.status_code == 200 and "/dashboard/progress" in script.text
 
-    with session_scope() as db_session:
-        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
-        lifecycle.report_progress(
-            db_session, audit_id, worker=WORKER, progress=0.4, stage="scoring members"
-        )
+    claim(audit_id, progress=0.4, stage="scoring members")
     item = client.get("/dashboard/progress", params={"id": audit_id}).json()["audits"][0]
     assert item["state"] == "running" and item["progress"] == pytest.approx(0.4)
     assert not item["final"] and "scoring members" in item["row_html"]
     assert item["row_html"].startswith(f'<tr data-audit-id="{audit_id}" data-state="running">')
 
     report = build_report({"loss": 3.0}, claim_epsilon=0.5)
-    bound = report.epsilon_lower_bound
-    with session_scope() as db_session:
-        assert lifecycle.succeed(
-            db_session,
-            audit_id,
-            worker=WORKER,
-            report_body=report.model_dump(mode="json"),
-            schema_version=report.schema_version,
-            verdict="violation",
-            auc=report.attacks[0].auc,
-            epsilon_lower_bound=bound.value if bound else None,
-        )
+    succeed(audit_id, report, verdict="violation")
     item = client.get("/dashboard/progress", params={"id": audit_id}).json()["audits"][0]
     assert item["final"] and item["verdict"] == "violation"
     assert "badge-violation" in item["row_html"] and "<progress" not in item["row_html"]
@@ -192,7 +163,7 @@ def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
 ):
     audit_id = submit(client, auth, uploaded, dp_claim={"epsilon": 0.5})
     report = build_report({"loss": 3.0, "confidence": 0.5}, claim_epsilon=0.5)
-    finish(audit_id, report)
+    claim_and_succeed(audit_id, report)
     login(client, api_key)
     html = client.get(f"/dashboard/audits/{audit_id}").text
     assert "The model leaks more than its privacy claim allows" in html
@@ -388,8 +359,8 @@ def test_model_page_shows_versions_over_time(client, auth, api_key, uploaded):
     v2 = submit(client, auth, uploaded, model={"name": "org/fraud", "version": "2"})
     other = submit(client, auth, uploaded, model={"name": "other", "version": "1"})
     running = submit(client, auth, uploaded, model={"name": "org/fraud", "version": "3"})
-    finish(v1, build_report({"loss": 0.5}, claim_epsilon=8.0))
-    finish(v2, build_report({"loss": 3.0}, claim_epsilon=8.0))
+    claim_and_succeed(v1, build_report({"loss": 0.5}, claim_epsilon=8.0))
+    claim_and_succeed(v2, build_report({"loss": 3.0}, claim_epsilon=8.0))
     login(client, api_key)
 
     page = client.get("/dashboard/models/org/fraud")
@@ -459,3 +430,14 @@ def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
     assert heights == sorted(heights, reverse=True)  # accuracy rises with epsilon here
     assert privacy_utility(rows[:1]) is None
     assert len(model_trends(rows)) == 5
+
+
+def test_pages_and_reports_show_data_checks_blind_baseline_and_estimates():
+    from app.dashboard.report_view import build_report_view
+    from tests.attacks.test_report_schema import _report
+
+    view = build_report_view(_report())
+    text = " ".join(view.evidence)
+    assert "Data checks: 0 duplicate member(s), 0 duplicate non-member(s), 0 text(s)" in text
+    assert "Blind baseline (no model): AUC" in text and "do not tell members" in text
+    assert "Estimates (assume repeated training runs" in text

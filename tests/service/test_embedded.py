@@ -4,62 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.cli.demo import wait_until_ready
 from app.example.intent import build_example, make_intent_records, write_jsonl
+from tests.utils.processes import free_port, leakgate
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def leakgate(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
-    home = tmp_path_factory.mktemp("embedded-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEAKGATE_")}
-    env.update({"LEAKGATE_HOME": str(home), "LEAKGATE_BOOTSTRAP_SAMPLES": "200"})
-    port = free_port()
-    server = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until_ready(server, proc)
-        key = leakgate("keys", "create", "--tenant", "ci", env=env).stdout.strip()
-        assert key.startswith("lg_")
-        yield {
-            "env": {**env, "LEAKGATE_SERVER": server, "LEAKGATE_API_KEY": key},
-            "server": server,
-            "home": home,
-        }
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

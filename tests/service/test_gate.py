@@ -14,12 +14,11 @@ import pytest
 
 from app.policies.gate import evaluate
 from app.policies.schemas import PolicyRules
-from tests.conftest import new_key
+from tests.utils.audits import claim_and_succeed
+from tests.utils.factories import new_key
 
-WORKER = "test-worker"
 
-
-def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 1.0):
+def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim: float = 4.0):
     """A real report from the audit recipe: loss and confidence attacks, members' scores
     shifted up by `shift` SDs."""
     from app.core.timeutil import utcnow
@@ -43,25 +42,6 @@ def build_report(shift: float, *, n: int = 200, n_non: int | None = None, claim:
         library_versions={},
         created_at=utcnow(),
     ).model_dump(mode="json")
-
-
-def finish(audit_id: str, body: dict) -> None:
-    """Claim and succeed the audit through the guarded state machine, as a worker does."""
-    from app.audits import lifecycle
-    from app.core.db import session_scope
-
-    with session_scope() as db_session:
-        assert lifecycle.claim(db_session, audit_id, worker=WORKER, stale_after_s=600)
-        assert lifecycle.succeed(
-            db_session,
-            audit_id,
-            worker=WORKER,
-            report_body=body,
-            schema_version=1,
-            verdict=body["verdict"]["status"],
-            auc=max(a["auc"] for a in body["attacks"]),
-            epsilon_lower_bound=body["epsilon_lower_bound"]["value"],
-        )
 
 
 def submit(client, auth, ids: dict[str, str], name: str, **extra) -> str:
@@ -130,7 +110,7 @@ def test_gate_by_model_override_and_the_snapshot_survives_edits(client, auth, up
     lenient = submit(client, auth, uploaded, "lenient")
     strict = submit(client, auth, uploaded, "strict")
     for audit_id in (lenient, strict):
-        finish(audit_id, body)
+        claim_and_succeed(audit_id, body)
 
     passed = client.get(f"/v1/audits/{lenient}", headers=auth).json()
     assert passed["gate"] == "pass"
@@ -158,8 +138,8 @@ def test_gate_by_model_override_and_the_snapshot_survives_edits(client, auth, up
 
 def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploaded):
     leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
-    finish(leaky, build_report(shift=3.0, claim=0.1))
-    finish(fine, build_report(shift=3.0, claim=50.0))
+    claim_and_succeed(leaky, build_report(shift=3.0, claim=0.1))
+    claim_and_succeed(fine, build_report(shift=3.0, claim=50.0))
     leaky_read = client.get(f"/v1/audits/{leaky}", headers=auth).json()
     assert (leaky_read["verdict"], leaky_read["gate"]) == ("violation", "fail")
     assert leaky_read["policy"]["scope"] == "built-in"
@@ -180,8 +160,8 @@ def test_without_a_policy_the_gate_fails_only_on_a_violation(client, auth, uploa
 def test_audits_list_filters_by_gate(client, auth, uploaded):
     leaky, fine = submit(client, auth, uploaded, "a"), submit(client, auth, uploaded, "b")
     queued = submit(client, auth, uploaded, "a")
-    finish(leaky, build_report(shift=3.0, claim=0.1))
-    finish(fine, build_report(shift=3.0, claim=50.0))
+    claim_and_succeed(leaky, build_report(shift=3.0, claim=0.1))
+    claim_and_succeed(fine, build_report(shift=3.0, claim=50.0))
 
     def listed(**params) -> tuple[set[str], int]:
         page = client.get("/v1/audits", params=params, headers=auth)
@@ -206,7 +186,7 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     audit_id = submit(client, auth, uploaded, "formats")
     assert client.get(f"/v1/audits/{audit_id}/report?format=junit", headers=auth).status_code == 409
     body = build_report(shift=2.0, claim=50.0)
-    finish(audit_id, body)
+    claim_and_succeed(audit_id, body)
     audit = client.get(f"/v1/audits/{audit_id}", headers=auth).json()
     failed = {r["rule"] for r in audit["gate_reasons"] if r["status"] == "fail"}
     assert failed == {"max_auc", "max_epsilon_lower_bound"}
@@ -227,6 +207,7 @@ def test_report_formats_show_the_gate(client, auth, uploaded):
     markdown = client.get(f"/v1/audits/{audit_id}/report?format=md", headers=auth).text
     assert "gate FAIL" in markdown
     assert "**Verdict: consistent**" in markdown
+    assert "Estimates (assume repeated training runs; they never decide the verdict)" in markdown
     assert f"{max(a['auc'] for a in body['attacks']):.3f}" in markdown
 
     html = client.get(f"/v1/audits/{audit_id}/report?format=html", headers=auth)
@@ -308,3 +289,80 @@ def test_a_tenant_has_at_most_one_default_policy_in_the_database(client, auth):
         db_session.rollback()
         db_session.add(Policy(tenant_id=tenant.id, model_name="m", rules={}))
         db_session.flush()  # a model policy beside the default is fine
+
+
+def inconclusive(body: dict) -> dict:
+    """The report with the verdict a blind baseline gives when the sets differ without a model."""
+    body["verdict"] = {
+        **body["verdict"],
+        "status": "inconclusive",
+        "explanation": "The members and non-members can be told apart without the model "
+        "(blind baseline AUC 0.71 [0.66, 0.76]).",
+    }
+    return body
+
+
+@pytest.mark.parametrize(
+    "policy, gate",
+    [({}, "fail"), ({"inconclusive": "fail"}, "fail"), ({"inconclusive": "pass"}, "pass")],
+)
+def test_inconclusive_verdicts_fail_closed_unless_the_policy_lets_them_pass(policy, gate):
+    body = inconclusive(build_report(shift=0.0, claim=50.0))
+    outcome, reasons = evaluate(PolicyRules(**policy), body)
+    assert outcome == gate
+    (reason,) = [r for r in reasons if r.rule == "verdict_not_violation"]
+    assert (reason.status, reason.measured) == (gate, "inconclusive")
+    assert "told apart without the model" in reason.message  # the reason, not just the word
+    assert ("fails closed" in reason.message) == (gate == "fail")
+    # A consistent verdict passes under either policy: the option concerns inconclusive only.
+    consistent = build_report(shift=0.0, claim=50.0)
+    assert evaluate(PolicyRules(**policy), consistent)[0] == "pass"
+
+
+def test_without_the_verdict_rule_inconclusive_is_not_gated():
+    body = inconclusive(build_report(shift=0.0, claim=50.0))
+    rules = PolicyRules(verdict_not_violation=False, no_inserted_canary_extracted=False)
+    assert evaluate(rules, body) == ("pass", [])
+
+
+def test_inconclusive_audits_are_gated_by_the_stored_policy(client, auth, uploaded):
+    assert (
+        client.put(
+            "/v1/policies/models/lenient", json={"inconclusive": "pass"}, headers=auth
+        ).json()["rules"]["inconclusive"]
+        == "pass"
+    )
+    closed, lenient = (
+        submit(client, auth, uploaded, "strict"),
+        submit(client, auth, uploaded, "lenient"),
+    )
+    for audit_id in (closed, lenient):
+        claim_and_succeed(audit_id, inconclusive(build_report(shift=0.0, claim=50.0)))
+    closed_read = client.get(f"/v1/audits/{closed}", headers=auth).json()
+    assert (closed_read["verdict"], closed_read["gate"]) == ("inconclusive", "fail")
+    assert closed_read["policy"]["rules"]["inconclusive"] == "fail"  # the built-in default
+    assert "fails closed" in by_rule(closed_read)["verdict_not_violation"]["message"]
+    lenient_read = client.get(f"/v1/audits/{lenient}", headers=auth).json()
+    assert (lenient_read["verdict"], lenient_read["gate"]) == ("inconclusive", "pass")
+    listed = client.get("/v1/audits", params={"verdict": "inconclusive"}, headers=auth).json()
+    assert {a["id"] for a in listed["items"]} == {closed, lenient}
+    bad = client.put("/v1/policies/default", json={"inconclusive": "maybe"}, headers=auth)
+    assert bad.status_code == 422 and "inconclusive" in bad.text
+
+
+@pytest.mark.parametrize(
+    "verdict, gate, code",
+    [
+        ("consistent", None, 0),
+        ("no-claim", None, 0),
+        ("violation", None, 1),
+        ("inconclusive", None, 4),
+        ("inconclusive", "fail", 1),
+        ("inconclusive", "pass", 0),
+    ],
+)
+def test_cli_exit_codes_for_inconclusive(verdict, gate, code):
+    from app.cli.summary import exit_code
+
+    audit = {"state": "succeeded", "verdict": verdict, "gate": gate}
+    assert exit_code(audit, gate=gate is not None) == code

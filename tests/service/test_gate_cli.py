@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from attacks.testing import build_tiny_text_classifier
-from tests.service.helpers import LABELS, TEXTS, dataset_bytes
-from tests.service.test_embedded import embedded, leakgate  # noqa: F401 - the served instance
+from tests.utils.factories import LABELS, TEXTS, dataset_bytes
+from tests.utils.processes import leakgate
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def audit_id(done) -> str:
     return re.search(r"audit ([0-9a-f]{32}) queued", done.stderr).group(1)
 
 
-def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):  # noqa: F811
+def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):
     env = embedded["env"]
     done = leakgate("policy", "set", "--model", "strict", "--max-auc", "0", env=env)
     assert done.returncode == 0, done.stderr
@@ -92,7 +92,7 @@ def test_gate_exit_codes_status_and_reports(embedded, inputs, tmp_path):  # noqa
     assert leakgate("report", failed_id, "--format", "pdf", env=env).returncode == 3
 
 
-def test_example_script_gates_a_release(embedded, inputs, tmp_path):  # noqa: F811
+def test_example_script_gates_a_release(embedded, inputs, tmp_path):
     """examples/gate-release.sh as a CI job runs it: exit 1 on a failed gate, reports written."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -116,3 +116,56 @@ def test_example_script_gates_a_release(embedded, inputs, tmp_path):  # noqa: F8
     suite = ET.parse(tmp_path / "leakgate-report.xml").getroot()
     assert suite.get("failures") == "1"
     assert (tmp_path / "leakgate-report.html").read_text().startswith("<!doctype html>")
+
+
+def test_split_create_then_audit_with_the_split(embedded, inputs, tmp_path):
+    """`split create` writes the members to train on; `audit --split` runs on exactly the split,
+    with the claim the server accounted at submission (the worker only reads it)."""
+    env = embedded["env"]
+    candidates = tmp_path / "candidates.jsonl"
+    candidates.write_bytes(dataset_bytes(80, offset=300))
+    train = tmp_path / "train.jsonl"
+    done = leakgate(
+        "split", "create", "--data", str(candidates), "--seed", "5", "--out", str(train), env=env
+    )
+    assert done.returncode == 0, done.stderr
+    split_id = done.stdout.strip()
+    members = [json.loads(line) for line in train.read_text().splitlines()]
+    assert f"audit split {split_id}: {len(members)} members" in done.stderr
+    all_ids = {str(i) for i in range(1, 81)}  # the candidates' line numbers
+    assert 0 < len(members) < 80 and {m["id"] for m in members} < all_ids
+
+    # A split stands for both files: naming either as well is a usage error, as is a group
+    # size without a claim.
+    both = audit(inputs, env, "--split", split_id)
+    assert both.returncode == 3 and "--split gives members and non-members" in both.stderr
+    model = ["--model", str(inputs["model"])]
+    alone = leakgate("audit", *model, "--split", split_id, "--max-record-occurrences", "2", env=env)
+    assert alone.returncode == 3 and "qualifies a DP claim" in alone.stderr
+
+    report_path = tmp_path / "report.json"
+    claim = ["--noise-multiplier", "1.1", "--sample-rate", "0.02", "--dp-steps", "200"]
+    ran = leakgate(
+        "audit",
+        *model,
+        "--split",
+        split_id,
+        *claim,
+        "--wait",
+        "--report-out",
+        str(report_path),
+        env=env,
+    )
+    assert ran.returncode in (0, 4), ran.stderr  # consistent, or inconclusive: never a violation
+    report = json.loads(report_path.read_text())
+    assert report["attacks"][0]["n_members"] == len(members)
+    assert report["attacks"][0]["n_non_members"] == 80 - len(members)
+    dp_claim = report["dp_claim"]
+    assert dp_claim["accountant"] and len(dp_claim["accountants"]) == 4
+    assert dp_claim["epsilon"] == dp_claim["accounted_epsilon"]
+    audit_read = json.loads(
+        leakgate(
+            "status", re.search(r"audit ([0-9a-f]{32}) queued", ran.stderr).group(1), env=env
+        ).stdout
+    )
+    assert (audit_read["split"], audit_read["membership_source"]) == (split_id, "service")

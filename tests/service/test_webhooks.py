@@ -15,9 +15,8 @@ from typing import ClassVar
 import pytest
 
 from app.webhooks import signing
-from tests.conftest import new_key
-from tests.service.helpers import dataset_bytes, upload
-from tests.service.worker_process import api_client, worker_service
+from tests.utils.factories import dataset_bytes, new_key, upload
+from tests.utils.worker import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 

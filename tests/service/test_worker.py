@@ -16,9 +16,9 @@ from app.example.intent import (
     read_jsonl,
     train_intent_classifier,
 )
-from tests.conftest import REDIS_URL, new_key, reset_caches
-from tests.service.helpers import jsonl, upload
-from tests.service.worker_process import api_client, worker_service
+from tests.utils.env import REDIS_URL
+from tests.utils.factories import jsonl, new_key, upload
+from tests.utils.worker import api_client, worker_service
 
 pytestmark = pytest.mark.slow
 
@@ -126,20 +126,18 @@ def test_second_delivery_does_not_write_a_second_report(client, models):
     assert client.get(f"/v1/audits/{audit_id}", headers=auth).json()["finished_at"] == finished
 
 
-def test_broker_outage_at_submit_is_repaired_by_the_sweeper(client, models, monkeypatch):
+def test_broker_outage_at_submit_is_repaired_by_the_sweeper(client, models, set_env):
     from app.audits.sweeper import sweep_once
     from app.core.config import get_settings
     from app.core.db import session_scope
 
     auth = {"Authorization": f"Bearer {new_key()}"}
-    monkeypatch.setenv("LEAKGATE_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens there
-    reset_caches()
+    set_env(LEAKGATE_BROKER_URL="redis://127.0.0.1:1/0")  # nothing listens there
     audit_id = submit(client, auth, models, "unseen")
     time.sleep(4)
     assert client.get(f"/v1/audits/{audit_id}", headers=auth).json()["state"] == "queued"
 
-    monkeypatch.setenv("LEAKGATE_BROKER_URL", REDIS_URL)
-    reset_caches()
+    set_env(LEAKGATE_BROKER_URL=REDIS_URL)
     with session_scope() as s:
         assert audit_id in sweep_once(s, get_settings())
     assert wait_done(client, auth, audit_id)["state"] == "succeeded"
@@ -390,7 +388,9 @@ def test_audit_with_a_canary_set_measures_every_canary(client, models, tmp_path)
     section = report["canaries"]
     summary = section["summary"]
     # Canaries repeated 20 times bound a group's privacy, not a record's: not in the verdict.
-    assert {b["source"] for b in report["epsilon_bounds"]} == {"loss", "confidence"}
+    # Loss and confidence rank records identically, so they are one test of the family.
+    assert {b["source"] for b in report["epsilon_bounds"]} == {"loss"}
+    assert report["epsilon_bounds"][0]["details"]["same_ranking"] == "confidence"
     assert summary["n_inserted"] == created["n_inserted"] and summary["exposure_method"] == "exact"
     assert summary["mean_exposure_inserted"] > summary["mean_exposure_held_out"] + 2
     assert summary["one_run_bound"]["n_canaries"] == 12

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("opacus")
 pytestmark = pytest.mark.slow
 
 

@@ -221,7 +221,7 @@ def test_intent_rmia_and_fixed_variance_lira_beat_loss_with_8_references(intents
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason=(
         "Does not hold on this tiny BERT, and the test is not tuned until it does: with 8 "
         "references each record has 4 IN and 4 OUT values, so its two variances are noisy "

@@ -1,20 +1,22 @@
-"""Builders for upload bodies used by the service tests."""
+"""Factories: upload bodies (a tiny model, datasets, archives), uploads and API keys."""
 
 from __future__ import annotations
 
 import io
 import json
 import tarfile
+import uuid
 from pathlib import Path
 
 from app.client import pack_model_folder
-from attacks.testing import build_tiny_text_classifier
 
 TEXTS = ["check my balance", "send money to bob", "i lost my card", "what is the loan rate"]
 LABELS = ["balance", "transfer", "card", "loan"]
 
 
 def tiny_model_archive(tmp: Path) -> bytes:
+    from attacks.testing import build_tiny_text_classifier  # torch: only when a model is built
+
     folder = build_tiny_text_classifier(tmp / "tiny", TEXTS, LABELS)
     return pack_model_folder(folder, tmp / "tiny.tar.gz").read_bytes()
 
@@ -48,3 +50,12 @@ def upload(client, auth, body: bytes, kind: str, filename: str):
     return client.post(
         "/v1/artifacts", params={"kind": kind, "filename": filename}, content=body, headers=auth
     )
+
+
+def new_key(tenant: str | None = None) -> str:
+    """An API key of a new tenant (or of `tenant`) in the active backend's database."""
+    from app.core.db import session_scope
+    from app.tenants.service import create_key
+
+    with session_scope() as db_session:
+        return create_key(db_session=db_session, tenant_name=tenant or f"t-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,1 @@
+"""Audit splits: membership drawn by the service's coin."""
