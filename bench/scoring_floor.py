@@ -46,22 +46,24 @@ DEFAULT_THREADS = 1
 
 
 def settings(quick: bool, *, device: str = "cpu", threads: int | None = None) -> Payload:
-    """Subsample and rounds sized so the full run takes about 10 minutes on 2 CPU cores.
+    """Subsample and rounds sized so the full run takes about 8 minutes on 2 CPU cores.
 
-    Batch size 32 is the audit default (`options.batch_size`). One thread unless told: the
-    scorers and the matmul rate share one thread count, and on cores shared with other work a
-    2-thread pool stalls at every operation.
+    Batch size 32 is the audit default (`options.batch_size`); a round smaller than that is
+    one batch of its size. One thread unless told: the scorers and the matmul rate share one
+    thread count, and on cores shared with other work a 2-thread pool stalls at every op.
     """
     if quick:
-        lengths, per_round, rounds, batch_size = [32], {"32": 8}, 2, 8
-    else:
-        lengths, per_round, rounds, batch_size = [32, 128], {"32": 64, "128": 32}, 5, 32
+        lengths, per_round, rounds = [32], {"32": 4}, 2
+    elif device.startswith("cuda"):  # enough records per round that launches do not dominate
+        lengths, per_round, rounds = [32, 128], {"32": 4096, "128": 2048}, 9
+    else:  # short rounds: a pair then sees the same load from the machine's other work
+        lengths, per_round, rounds = [32, 128], {"32": 32, "128": 16}, 9
     return {
         "models": list(MODELS),
         "lengths": lengths,
         "records_per_round": per_round,
         "rounds": rounds,
-        "batch_size": batch_size,
+        "batch_size": 32,
         "warmup_records": 4,
         "n_members": N_MEMBERS,
         "n_non_members": N_NON_MEMBERS,
@@ -77,18 +79,22 @@ def run(
     device: str = "cpu",
     threads: int | None = None,
     config_overrides: Payload | None = None,
+    settings_overrides: Payload | None = None,
     cache_dir: Path = CACHE_DIR,
 ) -> Payload:
     """Build (or reuse) both models, then one measured child per (model, length).
 
-    `config_overrides` ({model: {config field: value}}) shrinks the architectures for tests;
-    the bench itself never sets it.
+    `config_overrides` ({model: {config field: value}}) shrinks the architectures and
+    `settings_overrides` the rounds, for tests; the bench itself sets neither.
     """
-    config = settings(quick, device=device, threads=threads)
+    config = {**settings(quick, device=device, threads=threads), **(settings_overrides or {})}
     overrides = config_overrides or {}
     result: Payload = {"settings": config, "config_overrides": overrides, "runs": {}}
     for name in config["models"]:
-        folder, build = ensure_model(name, overrides.get(name, {}), cache_dir, config["seed"])
+        sizes = (config["n_members"], config["n_non_members"])
+        folder, build = ensure_model(
+            name, overrides.get(name, {}), sizes, cache_dir, config["seed"]
+        )
         for length in config["lengths"]:
             spec = {
                 **config,
@@ -105,13 +111,26 @@ def run(
     return result
 
 
-def ensure_model(name: str, overrides: Payload, cache_dir: Path, seed: int) -> tuple[Path, Payload]:
-    """The model folder and its build facts, built once in a child and then reused."""
-    tag = "-".join(f"{key}{value}" for key, value in sorted(overrides.items()))
-    folder = cache_dir / (f"floor-{name}-s{seed}" + (f"-{tag}" if tag else ""))
+def ensure_model(
+    name: str, overrides: Payload, sizes: tuple[int, int], cache_dir: Path, seed: int
+) -> tuple[Path, Payload]:
+    """The model folder (model, tokenizer, member and non-member texts) and its build facts,
+    built once in a child and then reused."""
+    parts = [f"floor-{name}-s{seed}"]
+    if sizes != (N_MEMBERS, N_NON_MEMBERS):
+        parts.append(f"m{sizes[0]}-n{sizes[1]}")
+    parts += [f"{key}{value}" for key, value in sorted(overrides.items())]
+    folder = cache_dir / "-".join(parts)
     marker = folder / "build.json"
     if not marker.exists():
-        spec = {"model": name, "folder": str(folder), "overrides": overrides, "seed": seed}
+        spec = {
+            "model": name,
+            "folder": str(folder),
+            "overrides": overrides,
+            "n_members": sizes[0],
+            "n_non_members": sizes[1],
+            "seed": seed,
+        }
         built = run_child(MODULE, "build", spec, timeout_s=3600)
         if not built.ok:
             raise RuntimeError(f"building {name} failed: {built.payload.get('error')}")
@@ -134,6 +153,7 @@ def summarise(payload: Payload) -> Payload:
     leakgate_rate = median(leakgate)
     return {
         "n_records_per_round": n,
+        "batch_size": payload["batch_size"],
         "n_rounds": len(rounds),
         "tokens_per_record": payload["tokens"] / n,
         "leakgate_records_per_s": leakgate_rate,
@@ -176,9 +196,9 @@ def markdown(result: Payload) -> list[str]:
         "## 1b. Scoring at real model sizes (BERT-base, GPT-2 small)",
         "",
         f"Models built from `BertConfig()` / `GPT2Config()` (random weights), device "
-        f"{config['device']}, {config['threads']} intra-op thread(s), batch size "
-        f"{config['batch_size']}, {config['rounds']} paired rounds per row. Rates are measured "
-        f"on a fixed subsample of records per round (column n), **not** on all "
+        f"{config['device']}, {config['threads']} intra-op thread(s), {config['rounds']} paired "
+        f"rounds per row. Rates are measured on a fixed subsample of records per round "
+        f"(column n, in batches of the size in brackets), **not** on all "
         f"{config['n_members']} + {config['n_non_members']} records; the last column is what "
         "one pass over all of them would take at leakgate's rate.",
         "",
@@ -195,7 +215,7 @@ def markdown(result: Payload) -> list[str]:
 def table(result: Payload) -> list[str]:
     """records/s, paired median ratio and matmul shares, one row per (model, length)."""
     rows = [
-        "| model | max length | tokens/record | n | leakgate rec/s | bare loop rec/s "
+        "| model | max length | tokens/record | n (batch) | leakgate rec/s | bare loop rec/s "
         "| ratio (paired median) | rounds >= 0.9 | share of matmul: leakgate / bare "
         "| matmul GFLOP/s | full 2x10^4 pass |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -209,7 +229,7 @@ def table(result: Payload) -> list[str]:
             continue
         rows.append(
             f"| {name} | {length} | {summary['tokens_per_record']:.0f} "
-            f"| {summary['n_records_per_round']} "
+            f"| {summary['n_records_per_round']} ({summary['batch_size']}) "
             f"| {summary['leakgate_records_per_s']:.1f} | {summary['floor_records_per_s']:.1f} "
             f"| {summary['leakgate_over_floor']:.2f} "
             f"| {summary['rounds_at_target']} of {summary['n_rounds']} "
@@ -264,10 +284,11 @@ def _build(spec: Payload) -> Payload:
     folder = Path(spec["folder"])
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    texts = corpus(N_MEMBERS + N_NON_MEMBERS, spec["seed"])
+    n_members = spec["n_members"]
+    texts = corpus(n_members + spec["n_non_members"], spec["seed"])
     for file_name, part in (
-        ("members.jsonl", texts[:N_MEMBERS]),
-        ("non_members.jsonl", texts[N_MEMBERS:]),
+        ("members.jsonl", texts[:n_members]),
+        ("non_members.jsonl", texts[n_members:]),
     ):
         with (folder / file_name).open("w") as handle:
             handle.writelines(json.dumps({"text": text}) + "\n" for text in part)
@@ -351,12 +372,12 @@ def _measure(spec: Payload) -> Payload:
     # A fixed subsample: half members, half non-members, the same records every round.
     rng = np.random.default_rng(spec["seed"])
     texts = []
-    for file_name, n_file in (("members.jsonl", N_MEMBERS), ("non_members.jsonl", N_NON_MEMBERS)):
+    for file_name in ("members.jsonl", "non_members.jsonl"):
         with (folder / file_name).open() as handle:
             rows = [json.loads(line)["text"] for line in handle]
-        take = sorted(rng.choice(n_file, size=spec["n_records"] // 2, replace=False))
+        take = sorted(rng.choice(len(rows), size=spec["n_records"] // 2, replace=False))
         texts += [rows[i] for i in take]
-    batch_size = spec["batch_size"]
+    batch_size = min(spec["batch_size"], len(texts))
 
     def leakgate(subset: list[str]) -> Any:
         if is_lm:
@@ -398,6 +419,7 @@ def _measure(spec: Payload) -> Payload:
         times: dict[str, float] = {}
         names = ("leakgate", "floor") if index % 2 == 0 else ("floor", "leakgate")
         load_before = os.getloadavg()[0]
+        scored = floored = None  # no output of the last round stays alive while timing
         for name in names:
             sync()
             start = time.perf_counter()
@@ -420,8 +442,9 @@ def _measure(spec: Payload) -> Payload:
         "model": spec["model"],
         "max_length": max_length,
         "n_records": len(texts),
-        "n_members": N_MEMBERS,
-        "n_non_members": N_NON_MEMBERS,
+        "batch_size": batch_size,
+        "n_members": spec["n_members"],
+        "n_non_members": spec["n_non_members"],
         "tokens": tokens,
         "n_parameters": target.n_parameters,
         "flops_per_pass": flops,

@@ -44,10 +44,19 @@ def run(target: Target, *, quick: bool, device: str = "cpu") -> Payload:
     spec = {**settings(quick, device), "target": target.as_dict()}
     child = run_child(MODULE, "throughput", spec)
     result: Payload = {"settings": settings(quick, device), "child": child.as_dict()}
-    if not child.ok:
-        return result
-    rounds = child.payload["seconds"]
-    n = child.payload["n_records"]
+    if child.ok:
+        result["summary"] = summarise(child.payload)
+    return result
+
+
+def summarise(payload: Payload) -> Payload:
+    """Records/s per scorer and leakgate / floor, from a child's per-round seconds.
+
+    Also applied by `bench.tables` to results files written before the ratio was paired, whose
+    rounds are in the JSON.
+    """
+    rounds = payload["seconds"]
+    n = payload["n_records"]
     per_scorer = {
         name: {
             "median_records_per_s": n / median(rounds[name]),
@@ -63,7 +72,7 @@ def run(target: Target, *, quick: bool, device: str = "cpu") -> Payload:
         for floor_s, leakgate_s in zip(rounds["floor"], rounds["leakgate"], strict=True)
     ]
     ratio = median(paired)
-    result["summary"] = {
+    return {
         "n_records": n,
         "scorers": per_scorer,
         "paired_ratios": paired,
@@ -73,11 +82,10 @@ def run(target: Target, *, quick: bool, device: str = "cpu") -> Payload:
         / per_scorer["floor"]["median_records_per_s"],
         "target": f">= {TARGET_RATIO}",
         "meets_target": ratio >= TARGET_RATIO,
-        "max_abs_logit_difference": child.payload["max_abs_logit_difference"],
-        "tokenize_pass_share_of_floor": median(child.payload["tokenize_pass_seconds"])
+        "max_abs_logit_difference": payload["max_abs_logit_difference"],
+        "tokenize_pass_share_of_floor": median(payload["tokenize_pass_seconds"])
         / per_scorer["floor"]["median_seconds"],
     }
-    return result
 
 
 def markdown(result: Payload) -> list[str]:
