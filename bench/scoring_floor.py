@@ -355,7 +355,6 @@ def _build(spec: Payload) -> Payload:
 def _measure(spec: Payload) -> Payload:
     import os
 
-    import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -369,14 +368,7 @@ def _measure(spec: Payload) -> Payload:
     if is_lm and target.context_length is not None:
         max_length = min(max_length, target.context_length)
 
-    # A fixed subsample: half members, half non-members, the same records every round.
-    rng = np.random.default_rng(spec["seed"])
-    texts = []
-    for file_name in ("members.jsonl", "non_members.jsonl"):
-        with (folder / file_name).open() as handle:
-            rows = [json.loads(line)["text"] for line in handle]
-        take = sorted(rng.choice(len(rows), size=spec["n_records"] // 2, replace=False))
-        texts += [rows[i] for i in take]
+    texts = subsample(folder, spec["n_records"], spec["seed"])
     batch_size = min(spec["batch_size"], len(texts))
 
     def leakgate(subset: list[str]) -> Any:
@@ -388,15 +380,15 @@ def _measure(spec: Payload) -> Payload:
     autocast = target._autocast  # the scorer's own precision choice (bf16/fp16 on CUDA only)
 
     def floor(batches_: list[tuple[Any, Any]]) -> Any:
-        outputs = []
+        outputs, last = [], None
         with torch.inference_mode(), autocast():
             for input_ids, attention_mask in batches_:
                 extra = {"use_cache": False} if is_lm else {}
-                outputs.append(
-                    target.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
-                )
+                last = target.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
+                if not is_lm:  # [batch, labels]: small; an LM's logits are dropped per batch
+                    outputs.append(last.logits)
             if is_lm:
-                return outputs[-1].float().cpu()  # one sync at the end; logits stay on device
+                return last.logits.float().cpu()  # one sync at the end
             return torch.cat(outputs).float().cpu()
 
     def sync() -> None:
@@ -455,6 +447,20 @@ def _measure(spec: Payload) -> Payload:
         "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
         "precision": "autocast" if device.startswith("cuda") else "float32",
     }
+
+
+def subsample(folder: Path, n_records: int, seed: int) -> list[str]:
+    """A fixed subsample: half members, half non-members, the same records every round."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    texts = []
+    for file_name in ("members.jsonl", "non_members.jsonl"):
+        with (folder / file_name).open() as handle:
+            rows = [json.loads(line)["text"] for line in handle]
+        take = sorted(rng.choice(len(rows), size=n_records // 2, replace=False))
+        texts += [rows[i] for i in take]
+    return texts
 
 
 def floor_batches(
