@@ -15,10 +15,12 @@ length) pair runs in its own fresh child, which times, on one fixed subsample of
   the per-token log p, mu and sigma every LM attack reads), exactly what an audit calls;
 - `floor`: the same token ids (tokenized, sorted by length and padded before the clock starts)
   through `model(input_ids, attention_mask)` under `torch.inference_mode()`, in the same batches
-  and precision, logits kept on the device: no tokenizing, no statistics, no copies per batch.
+  and precision, logits left on the device (an LM's dropped after each batch): no tokenizing,
+  no statistics, no copies per batch.
 
-Rounds are paired: each round runs both (alternating which goes first), then one large
-`torch.matmul` at the same thread count for the machine's rate in that round. The headline is
+Rounds are paired: each round runs both (alternating which goes first), then a large
+`torch.matmul` twice at the same thread count; the faster is the machine's rate in that
+round. The headline is
 the median of the per-round ratios leakgate / floor (records/s), and the share of the matmul
 rate each scorer reaches, with FLOPs counted by `torch.utils.flop_counter` over the floor's
 batches (the issue's estimate, 2 x parameters x tokens, is kept beside it).
@@ -40,7 +42,8 @@ from bench.harness import CACHE_DIR, Payload, child_main, median, run_child
 MODULE = "bench.scoring_floor"
 MODELS = ("bert-base", "gpt2-small")
 TARGET_RATIO = 0.9  # leakgate within 10% of the bare loop (paired median)
-TARGET_FLOOR_SHARE = 0.5  # at least half the machine's matmul rate (110M model, length 128)
+TARGET_FLOOR_SHARE = 0.5  # at least half the machine's matmul rate ...
+FLOOR_SHARE_RUN = "bert-base/128"  # ... for the 110M model at length 128
 N_MEMBERS = N_NON_MEMBERS = 10_000
 DEFAULT_THREADS = 1
 
@@ -186,6 +189,13 @@ def headline_rows(result: Payload) -> list[str]:
             f"({summary['leakgate_share_of_matmul']:.0%} of matmul rate) "
             f"| {summary['leakgate_over_floor']:.2f} | {summary['target']} | {met} |"
         )
+        if key == FLOOR_SHARE_RUN:
+            share = summary["leakgate_share_of_matmul"]
+            rows.append(
+                f"| 1b. scoring at size ({key}): leakgate's share of the machine's matmul rate "
+                f"| {share:.0%} | >= {TARGET_FLOOR_SHARE:.0%} "
+                f"| {'yes' if share >= TARGET_FLOOR_SHARE else '**no**'} |"
+            )
     return rows
 
 
