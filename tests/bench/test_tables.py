@@ -171,3 +171,15 @@ def test_a_readme_without_markers_is_an_error(results, readmes):
     readmes[1].write_text("no markers here\n")
     with pytest.raises(ValueError, match=r"has no .* block"):
         tables.update(results, readmes)
+
+
+def test_a_gpu_run_adds_its_own_rows_without_replacing_the_cpu_ones(results, readmes):
+    gpu = _document(
+        "2026-05-01T00:00:00+00:00", {"scoring_floor": _floor([1.0], [0.5])}, device="cuda"
+    )
+    (results / "gpu.json").write_text(json.dumps(gpu))
+    tables.update(results, readmes)
+    block = _block(readmes[0].read_text())
+
+    assert "`gpu.json`" in block and "`new.json`" in block
+    assert any("[cuda]" in line and "`gpu.json`" in line for line in block.splitlines())
