@@ -166,6 +166,12 @@ def source_lines(chosen: dict[tuple[str, str], Source]) -> list[str]:
             f"{document['threads_per_process']}; 1-min load {load['before'][0]} before, "
             f"{load['after'][0]} after; python {versions.get('python')}, torch "
             f"{versions.get('torch')}, transformers {versions.get('transformers')}"
+            + (
+                " (**loaded**: other work shared the cores, so absolute rates are low and "
+                "noisy; paired ratios less so)"
+                if max(load["before"][0], load["after"][0]) > machine["usable_cores"]
+                else ""
+            )
         )
     return lines
 
