@@ -49,7 +49,7 @@ DEFAULT_THREADS = 1
 
 
 def settings(quick: bool, *, device: str = "cpu", threads: int | None = None) -> Payload:
-    """Subsample and rounds sized so the full run takes about 8 minutes on 2 CPU cores.
+    """Subsample and rounds sized so the full run takes 8-11 minutes on 2 shared CPU cores.
 
     Batch size 32 is the audit default (`options.batch_size`); a round smaller than that is
     one batch of its size. One thread unless told: the scorers and the matmul rate share one
