@@ -77,9 +77,10 @@ def token_statistics_from_logits(
             )
             for start in range(0, count, step)
         ]
-        rows.append(
-            tuple(torch.cat(parts).double().cpu().numpy() for parts in zip(*blocks, strict=True))
+        log_p, mu, sigma = (
+            torch.cat(parts).double().cpu().numpy() for parts in zip(*blocks, strict=True)
         )
+        rows.append((log_p, mu, sigma))
     return rows
 
 
