@@ -57,6 +57,8 @@ def render_html(audit: AuditRead, report: LeakageReport) -> str:
             has_unresolved=any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr),
             epsilon_line=common.epsilon_line(report),
             evidence=common.evidence_lines(report),
+            claim_source=common.claim_source(report),
+            canary_lines=common.canary_lines(report),
             chart=_inline(roc_chart(report.attacks)),
             epsilon_chart=_inline(epsilon_chart(report)),
             records=report.records_at_risk[:RECORDS_SHOWN],
