@@ -18,6 +18,7 @@ RULE_TITLES = {
     "max_auc": "maximum AUC",
     "max_tpr_at_0_1pct_fpr": "maximum TPR at 0.1% FPR",
     "max_epsilon_lower_bound": "maximum empirical epsilon",
+    "max_canary_exposure_gap": "maximum canary exposure gap (bits)",
 }
 
 
@@ -164,6 +165,7 @@ _FORMATS = {
     "max_tpr_at_0_1pct_fpr": fmt_pct,
     "max_epsilon_lower_bound": fmt_eps,
     "no_inserted_canary_extracted": lambda v: f"{v:g}",
+    "max_canary_exposure_gap": lambda v: f"{v:.2f} bits",
 }
 
 
