@@ -76,8 +76,8 @@ def histogram_svg(hist: ScoreHistogram, *, width: int = 360, height: int = 220) 
         )
     parts.append(
         f'<text x="{(left + right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
-        f'font-size="11" fill="{INK}">attack score (higher: more likely a member)'
-        f"{' · ends include the tails' if hist.clipped else ''}</text>"
+        f'font-size="11" fill="{INK}">score (higher: more likely a member)'
+        f"{'*' if hist.clipped else ''}<title>the end bins include the tails</title></text>"
     )
     parts.append(
         f'<rect x="{left:.1f}" y="22" width="12" height="9" fill="{MEMBER}" '
