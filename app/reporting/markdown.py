@@ -69,6 +69,21 @@ def render_markdown(audit: AuditRead, report: LeakageReport) -> str:
     bound = epsilon_line(report)
     if bound:
         lines += ["", bound[0].upper() + bound[1:] + "."]
+    slices = report.slices
+    if slices is not None and slices.most_vulnerable_class is not None:
+        worst = next(
+            r
+            for r in slices.results
+            if r.feature == "class"
+            and r.value == slices.most_vulnerable_class
+            and r.attack == slices.most_vulnerable_attack
+        )
+        assert worst.auc is not None
+        lines += [
+            "",
+            f"Most vulnerable class: {escape_md(worst.value)} ({worst.attack} AUC "
+            f"{worst.auc:.3f} on {worst.n_members}+{worst.n_non_members} records).",
+        ]
     source = claim_source(report)
     if source:
         lines += ["", f"Claimed epsilon {verdict.claimed_epsilon:.3g}: {source}."]

@@ -97,6 +97,10 @@ def test_audit_page_shows_histograms_slices_and_worst_class():
     worst = re.findall(r'<tr class="slice-row most-vulnerable"[^>]*data-value="([^"]+)"', html)
     assert worst == ["2"]
     assert "Most vulnerable class" in html
+    from app.reporting.markdown import render_markdown
+
+    markdown = render_markdown(audit_read(), report)
+    assert "Most vulnerable class: 2 (loss AUC" in markdown
 
 
 def test_unresolved_tpr_is_never_a_headline_zero():
