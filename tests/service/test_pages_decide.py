@@ -182,3 +182,18 @@ def test_canary_gap_is_interpreted_in_the_page_and_both_reports():
     assert "Strong memorisation" in markdown
     html = render_html(audit, strong)
     assert "<h2>Canaries</h2>" in html and "Strong memorisation" in html
+
+
+def test_cli_summary_says_unresolved_instead_of_a_rate():
+    from rich.console import Console
+
+    from app.cli.summary import print_summary
+
+    report = build_report({"loss": 0.3}, claim_epsilon=8.0, n=200).model_dump(mode="json")
+    audit = audit_read().model_dump(mode="json")
+    console = Console(record=True, width=200)
+    print_summary(console, audit, report)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("loss"))
+    assert "unresolved" in row
+    assert "0.1% FPR needs 1,000" in text
