@@ -101,6 +101,12 @@ def test_audit_page_shows_histograms_slices_and_worst_class():
 
     markdown = render_markdown(audit_read(), report)
     assert "Most vulnerable class: 2 (loss AUC" in markdown
+    from app.reporting.html import render_html
+
+    standalone = render_html(audit_read(), report)
+    assert standalone.count('class="histogram-chart"') == 2
+    assert "Most vulnerable class: <strong>2</strong>" in standalone
+    assert "http" not in standalone.split("<body>", 1)[1].replace("http-equiv", "")
 
 
 def test_unresolved_tpr_is_never_a_headline_zero():
