@@ -140,12 +140,14 @@ def trend_svg(
     y_max: float | None = None,
     width: int = 360,
     height: int = 200,
+    empty_note: str = "nothing measured",
 ) -> str:
     """A small line chart over audits in time order (x: one step per audit, labelled by
-    version), y from 0, one path per series with a dot per measured point."""
+    version), y from 0, one path per series with a dot per measured point; `empty_note` is
+    written across a chart where no audit measured anything."""
     left, right, top, bottom = 46.0, width - 12.0, 40.0, height - 30.0
     measured = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
-    high = y_max if y_max is not None else nice_max(max(measured, default=1.0) * 1.1)
+    high = y_max if y_max is not None else nice_max(max(measured, default=0.9) * 1.1)
     n = len(x_labels)
 
     def x(i: int) -> float:
@@ -178,6 +180,12 @@ def trend_svg(
                 f'text-anchor="{anchor}" font-size="10" fill="{MUTED}">'
                 f"{escape(fit_text(label, 84, 10))}<title>{escape(label)}</title></text>"
             )
+    if not measured:
+        parts.append(
+            f'<text class="empty-note" x="{(left + right) / 2:.1f}" '
+            f'y="{(top + bottom) / 2:.1f}" text-anchor="middle" font-size="11" '
+            f'fill="{MUTED}">{escape(fit_text(empty_note, right - left - 8, 11))}</text>'
+        )
     legend_x = 8.0
     for k, line in enumerate(series):
         colour = RED if line.dashed else PALETTE[k % len(PALETTE)]

@@ -53,6 +53,7 @@ def model_trends(rows: Sequence[_Row]) -> list[Markup]:
                 )
             ],
             fmt=lambda v: fmt_pct(v),
+            empty_note="unresolved: each audit had < 1,000 non-members",
         ),
         trend_svg(
             "Epsilon: lower bound vs claim",

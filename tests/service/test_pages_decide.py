@@ -203,3 +203,16 @@ def test_cli_summary_says_unresolved_instead_of_a_rate():
     row = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("loss"))
     assert "unresolved" in row
     assert "0.1% FPR needs 1,000" in text
+
+
+def test_a_trend_with_only_unresolved_points_says_so():
+    svg = trend_svg(
+        "TPR at 0.1% FPR",
+        ["v1", "v2"],
+        [Series("members found", [None, None])],
+        empty_note="unresolved: each audit had < 1,000 non-members",
+    )
+    root = ET.fromstring(svg)
+    note = root.find(f"{SVG_NS}text[@class='empty-note']")
+    assert note is not None and (note.text or "").startswith("unresolved")
+    assert root.findall(f"{SVG_NS}circle") == []
