@@ -87,7 +87,7 @@ def _answer(
 ) -> Response:
     """JSON ErrorBody for the API; the dashboard's error page for browser routes."""
     if _wants_html(request):
-        from app.dashboard.views import error_page
+        from app.dashboard.rendering import error_page
 
         return error_page(request, status_code, title, detail)
     body = ErrorBody(detail=detail, errors=errors).model_dump(mode="json")

@@ -10,9 +10,9 @@ from typing import Protocol
 from markupsafe import Markup
 
 from app.audits.schemas import AuditRead
-from app.dashboard.chart_svg import Series, trend_svg, xy_svg
-from app.dashboard.formatting import fmt_pct
 from app.dashboard.summary import KeyNumbers
+from app.presentation.chart_svg import Series, trend_svg, xy_svg
+from app.presentation.formatting import fmt_pct
 
 
 class _Row(Protocol):

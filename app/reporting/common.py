@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.audits.schemas import AuditRead
-from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
 from app.policies.schemas import GateReason
+from app.presentation.formatting import fmt_auc, fmt_eps, fmt_pct
 from attacks.report import AttackMetrics, LeakageReport
 
 RULE_TITLES = {

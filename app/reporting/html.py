@@ -3,39 +3,16 @@ fetched."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from app.audits.schemas import AuditRead
-from app.dashboard.formatting import FILTERS
-from app.dashboard.histogram_svg import histogram_svg
-from app.dashboard.report_view import epsilon_chart, roc_chart, slices_view
+from app.presentation.histogram_svg import histogram_svg
+from app.presentation.report_view import epsilon_chart, roc_chart, slices_view
+from app.presentation.templating import environment
 from app.reporting import common
 from attacks.report import LeakageReport
 
 RECORDS_SHOWN = 20
-
-
-@lru_cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
-    env.globals.update(
-        rule_title=common.RULE_TITLES.__getitem__,
-        auc_cell=common.auc_cell,
-        tpr_cell=common.tpr_cell,
-        measured_cell=common.measured_cell,
-        limit_cell=common.limit_cell,
-    )
-    return env
 
 
 def _inline(chart: Markup | None) -> Markup | None:
@@ -47,7 +24,7 @@ def _inline(chart: Markup | None) -> Markup | None:
 
 def render_html(audit: AuditRead, report: LeakageReport) -> str:
     return (
-        _environment()
+        environment()
         .get_template("report.html")
         .render(
             audit=audit,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.audits.schemas import AuditRead
-from app.dashboard.formatting import fmt_target
+from app.presentation.formatting import fmt_target
 from app.reporting.common import (
     RULE_TITLES,
     auc_cell,

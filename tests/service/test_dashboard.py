@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from markupsafe import escape
 
-from app.dashboard.roc_svg import Curve, LogLogFrame, roc_svg, tick_label
+from app.presentation.roc_svg import Curve, LogLogFrame, roc_svg, tick_label
 from tests.utils.audits import build_report, claim_and_succeed, submit
 from tests.utils.dashboard import SVG_NS, dashboard_post, login
 from tests.utils.factories import new_key

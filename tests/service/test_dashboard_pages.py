@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from app.dashboard.chart_svg import BoundBar, Series, epsilon_svg, nice_max, trend_svg
 from app.dashboard.summary import key_numbers
+from app.presentation.chart_svg import BoundBar, Series, epsilon_svg, nice_max, trend_svg
 from tests.utils.audits import build_report, claim, claim_and_succeed, submit, succeed
 from tests.utils.dashboard import SVG_NS, login
 from tests.utils.factories import new_key
@@ -215,7 +215,7 @@ def read_model(**extra):
 
 def render_detail(view, **context) -> str:
     """The audit page template, rendered with what the route would pass."""
-    from app.dashboard.views import _env
+    from app.dashboard.rendering import _env
 
     audit = context.pop("audit", None) or read_model()
     base = dict(
@@ -238,8 +238,9 @@ def render_detail(view, **context) -> str:
 
 
 def test_release_gate_is_shown_when_the_read_model_has_it(activate):
+    from app.dashboard.pages import ListRow
+    from app.dashboard.rendering import _env
     from app.dashboard.summary import KeyNumbers
-    from app.dashboard.views import ListRow, _env
     from app.policies.schemas import GateReason
 
     reason = GateReason(
@@ -261,7 +262,7 @@ def test_release_gate_is_shown_when_the_read_model_has_it(activate):
 
 
 def test_plain_verdict_for_each_status():
-    from app.dashboard.report_view import plain_verdict
+    from app.presentation.report_view import plain_verdict
     from attacks.report import Verdict
 
     consistent = build_report({"loss": 1.0}, claim_epsilon=8.0, n=1200)
@@ -290,7 +291,7 @@ def test_plain_verdict_for_each_status():
 def test_canary_table_masks_secrets(activate):
     """The canary part is read by name (another branch adds it to the schema): render the
     audit page template with a report that carries it, in the agreed shape."""
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
     from attacks.report import LeakageReport
 
     class WithCanaries(LeakageReport):
@@ -414,9 +415,9 @@ def test_charts_scale_and_break_on_missing_values():
 
 
 def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
+    from app.dashboard.pages import ListRow
     from app.dashboard.summary import KeyNumbers
     from app.dashboard.trends import model_trends, privacy_utility
-    from app.dashboard.views import ListRow
 
     def row(claim: float | None, accuracy: float | None) -> ListRow:
         audit = read_model().model_copy(update={"claimed_epsilon": claim})
@@ -445,7 +446,7 @@ def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
 
 
 def test_pages_and_reports_show_data_checks_blind_baseline_and_estimates():
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
     from tests.attacks.test_report_schema import _report
 
     view = build_report_view(_report())

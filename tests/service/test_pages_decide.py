@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from app.dashboard.chart_svg import CHAR_W, BoundBar, Series, epsilon_svg, trend_svg
-from app.dashboard.roc_svg import Curve, roc_svg
+from app.presentation.chart_svg import CHAR_W, BoundBar, Series, epsilon_svg, trend_svg
+from app.presentation.roc_svg import Curve, roc_svg
 from tests.utils.audits import build_report
 from tests.utils.dashboard import SVG_NS, audit_read, render_audit_page
 
@@ -82,7 +82,7 @@ def test_coinciding_roc_curves_stay_distinguishable():
 
 
 def test_audit_page_shows_histograms_slices_and_worst_class():
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
 
     report = build_report({"loss": 0.5, "confidence": 0.2}, claim_epsilon=8.0, sliced=True)
     assert report.slices is not None and report.slices.most_vulnerable_class == "2"
@@ -110,7 +110,7 @@ def test_audit_page_shows_histograms_slices_and_worst_class():
 
 
 def test_unresolved_tpr_is_never_a_headline_zero():
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
     from app.reporting.common import tpr_cell
 
     report = build_report({"loss": 0.3}, claim_epsilon=8.0, n=200)
@@ -137,7 +137,7 @@ def test_unresolved_tpr_is_never_a_headline_zero():
 def test_the_claims_source_is_said_plainly(claim, expected):
     from markupsafe import escape
 
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
     from attacks.privacy.accounting import resolve_claim
     from attacks.report import DPSGDParameters
 
@@ -149,7 +149,7 @@ def test_the_claims_source_is_said_plainly(claim, expected):
 
 
 def test_canary_gap_is_interpreted_in_the_page_and_both_reports():
-    from app.dashboard.report_view import build_report_view
+    from app.presentation.report_view import build_report_view
     from app.reporting.common import canary_lines
     from app.reporting.html import render_html
     from app.reporting.markdown import render_markdown

@@ -55,7 +55,7 @@ def audit_read(**extra):
 
 def render_audit_page(view, **context) -> str:
     """The audit page template, rendered with what the route would pass."""
-    from app.dashboard.views import _env
+    from app.dashboard.rendering import _env
 
     base = dict(
         tenant=None,

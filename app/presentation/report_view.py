@@ -12,11 +12,11 @@ from typing import Any
 from markupsafe import Markup
 from pydantic import BaseModel
 
-from app.dashboard.chart_svg import BoundBar, epsilon_svg
-from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
-from app.dashboard.histogram_svg import histogram_svg
-from app.dashboard.roc_svg import Curve, roc_svg
 from app.dashboard.summary import LOW_FPR
+from app.presentation.chart_svg import BoundBar, epsilon_svg
+from app.presentation.formatting import fmt_auc, fmt_eps, fmt_pct
+from app.presentation.histogram_svg import histogram_svg
+from app.presentation.roc_svg import Curve, roc_svg
 from app.reporting.common import (
     canary_lines,
     claim_source,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from app.dashboard.roc_svg import PALETTE
+from app.presentation.roc_svg import PALETTE
 
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
 INK, MUTED, GRID, RED, BLUE = "#1f2329", "#4a505a", "#e3e6ea", "#b42318", "#0072B2"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from app.dashboard.chart_svg import FONT, GRID, INK, MUTED, linear_ticks, nice_max
+from app.presentation.chart_svg import FONT, GRID, INK, MUTED, linear_ticks, nice_max
 from attacks.report import ScoreHistogram
 
 MEMBER, NON_MEMBER = "#D55E00", "#0072B2"
