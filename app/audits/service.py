@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.artifacts import service as artifact_service
+from app.artifacts.adapters import check_adapter_fits
+from app.artifacts.errors import ArtifactRejected
 from app.artifacts.models import Artifact
 from app.artifacts.storage import Storage
 from app.audits.models import FINAL_STATES, Audit, Report
@@ -53,6 +55,11 @@ CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 def _check_architecture(field: str, model: Artifact, task: str) -> None:
+    if model.meta.get("adapter"):
+        raise SpecRejected(
+            f"{field}: artifact {model.id!r} is a PEFT adapter; only the target may be one "
+            "(with base_model naming its base), or merge it into its base and upload that"
+        )
     architectures = model.meta.get("architectures") or []
     suffixes = (
         ("ForSequenceClassification",) if task == "text-classification" else CAUSAL_LM_SUFFIXES
@@ -63,6 +70,30 @@ def _check_architecture(field: str, model: Artifact, task: str) -> None:
             f"{field}: task {task} needs a {wanted} model; config.json names "
             f"{architectures or 'no architecture'}"
         )
+
+
+def _check_adapter(
+    db_session: Session, tenant: Tenant, spec: AuditSpec, adapter: Artifact
+) -> Artifact:
+    """An adapter target: its base named, a full model, of the adapter's task, and the one the
+    adapter was trained on (target modules in the base, LoRA shapes fitting its weights)."""
+    if spec.base_model is None:
+        raise SpecRejected(
+            f"target: artifact {adapter.id!r} is a PEFT adapter; name the model it adapts in "
+            "base_model (upload the base model folder as a model artifact)"
+        )
+    base = _artifact(db_session, tenant, "base_model", spec.base_model, "model")
+    adapter_task = adapter.meta.get("task")
+    if adapter_task is not None and adapter_task != spec.task:
+        raise SpecRejected(
+            f"target: the adapter's task_type is {adapter.meta.get('task_type')} "
+            f"({adapter_task}); the audit is {spec.task}"
+        )
+    try:
+        check_adapter_fits(_model_folder(adapter), _model_folder(base))
+    except ArtifactRejected as exc:
+        raise SpecRejected(f"base_model: {exc}") from exc
+    return base
 
 
 def _check_dataset(field: str, dataset: Artifact, spec: AuditSpec, target: Artifact | None) -> None:
@@ -166,9 +197,18 @@ class AlreadyEnded(Conflict):
 
 def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) -> None:
     """Everything that can fail before a worker touches the audit fails here, with a reason."""
-    target = None
+    target = tokenizer_source = None
     if spec.target is not None:
-        target = _artifact(db_session, tenant, "target", spec.target, "model")
+        target = tokenizer_source = _artifact(db_session, tenant, "target", spec.target, "model")
+        if target.meta.get("adapter"):
+            base = _check_adapter(db_session, tenant, spec, target)
+            tokenizer_source = target if target.meta.get("has_tokenizer") else base
+            target = base  # the merged model has the base's architecture and classes
+        elif spec.base_model is not None:
+            raise SpecRejected(
+                f"base_model: the target {spec.target!r} is a full model, not a PEFT adapter; "
+                "remove base_model"
+            )
         _check_architecture("target", target, spec.task)
     side = f" (of split {spec.split})" if spec.split is not None else ""
     datasets = {f"members{side}": spec.members, f"non_members{side}": spec.non_members}
@@ -191,7 +231,7 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
         reference = _artifact(db_session, tenant, "reference_lm", spec.reference_lm, "model")
         _check_architecture("reference_lm", reference, "causal-lm")
     if spec.canary_set is not None:
-        _check_canary_set(db_session, tenant, spec, target)
+        _check_canary_set(db_session, tenant, spec, target, tokenizer_source)
     if spec.references is not None and spec.uses_references:
         if spec.references.base_model is not None:
             base = _artifact(
@@ -219,7 +259,11 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
 
 
 def _check_canary_set(
-    db_session: Session, tenant: Tenant, spec: AuditSpec, target: Artifact | None
+    db_session: Session,
+    tenant: Tenant,
+    spec: AuditSpec,
+    target: Artifact | None,
+    tokenizer_source: Artifact | None,
 ) -> None:
     from app.canaries import service as canary_service
 
@@ -244,8 +288,8 @@ def _check_canary_set(
                 f"canary_set: labels {unknown[:5]} are not classes of the model "
                 f"(its labels: {sorted(known)[:20]})"
             )
-    if target is not None and row.kind == "secret":
-        _check_canary_tokens(row, target)
+    if tokenizer_source is not None and row.kind == "secret":
+        _check_canary_tokens(row, tokenizer_source)
 
 
 def _check_canary_tokens(row: Any, target: Artifact) -> None:

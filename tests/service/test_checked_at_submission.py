@@ -171,3 +171,83 @@ def test_uploaded_reference_models_need_the_targets_classes(client, auth, bodies
         "2 classes, the target 4",
     )
     assert queued(client, auth) == 0
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory) -> dict[str, bytes]:
+    """A LoRA adapter trained over the tiny classifier, its base, and a base it does not fit."""
+    from app.client import pack_model_folder
+    from attacks.testing import build_tiny_text_classifier, train_tiny_lora_adapter
+    from tests.utils.factories import TEXTS
+
+    root = tmp_path_factory.mktemp("adapter")
+    base = build_tiny_text_classifier(root / "base", TEXTS, LABELS)
+    narrow = build_tiny_text_classifier(root / "narrow", TEXTS, LABELS, hidden_size=16)
+    texts = [TEXTS[i % 4] + f" {i}" for i in range(8)]
+    folder = train_tiny_lora_adapter(
+        base, root / "lora", texts, [LABELS[i % 4] for i in range(8)], steps=3
+    )
+    packed = {}
+    for name, path in (("base", base), ("narrow", narrow), ("adapter", folder)):
+        packed[name] = pack_model_folder(path, root / f"{name}.tar.gz").read_bytes()
+    packed["folder"] = str(folder).encode()
+    return packed
+
+
+def test_an_adapter_audits_over_the_base_it_was_trained_on(client, auth, adapter):
+    ids = ids_of(
+        client,
+        auth,
+        target=(adapter["adapter"], "model", "lora.tar.gz"),
+        base=(adapter["base"], "model", "base.tar.gz"),
+        narrow=(adapter["narrow"], "model", "narrow.tar.gz"),
+        members=(dataset_bytes(20), "dataset", "m.jsonl"),
+        non_members=(dataset_bytes(20, offset=100), "dataset", "n.jsonl"),
+    )
+    meta = client.get(f"/v1/artifacts/{ids['target']}", headers=auth).json()["meta"]
+    assert meta["adapter"] is True and meta["peft_type"] == "LORA" and meta["r"] == 4
+    data = {"target": ids["target"], "members": ids["members"], "non_members": ids["non_members"]}
+    refused(post(client, auth, **data), "PEFT adapter", "base_model")
+    refused(
+        post(client, auth, **data, base_model=ids["narrow"]),
+        "base_model:",
+        "not trained on this base model",
+        "shapes do not fit",
+    )
+    refused(
+        post(client, auth, **{**data, "target": ids["base"]}, base_model=ids["base"]),
+        "not a PEFT adapter",
+    )
+    refused(post(client, auth, **data, base_model=ids["target"]), "base_model:")
+    refused(post(client, auth, **data, base_model=ids["base"], task="causal-lm"), "SEQ_CLS")
+    assert queued(client, auth) == 0
+    accepted = post(client, auth, **data, base_model=ids["base"])
+    assert accepted.status_code == 202, accepted.text
+    assert queued(client, auth) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({"peft_type": "PREFIX_TUNING"}, "peft_type 'PREFIX_TUNING' is not supported"),
+        ({"r": 0}, "LoRA rank must be an integer"),
+        ({"target_modules": []}, "target_modules needs 1 to"),
+        ({"target_modules": "("}, "not a valid pattern"),
+        ({"auto_mapping": {"base_model_class": "Evil"}}, "custom code"),
+    ],
+)
+def test_adapter_configs_are_bounded_and_sane(client, auth, adapter, change, phrase):
+    import json
+    from pathlib import Path
+
+    from tests.utils.factories import tar_with
+
+    folder = Path(adapter["folder"].decode())
+    config = json.loads((folder / "adapter_config.json").read_text()) | change
+    body = tar_with(
+        {
+            "adapter_config.json": json.dumps(config).encode(),
+            "adapter_model.safetensors": (folder / "adapter_model.safetensors").read_bytes(),
+        }
+    )
+    refused(upload(client, auth, body, "model", "lora.tar.gz"), phrase)
