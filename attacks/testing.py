@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
@@ -178,7 +179,8 @@ def train_tiny_lora_adapter(
     )
     model = get_peft_model(base, config)
     batch = tokenizer(texts, padding=True, return_tensors="pt")
-    targets = torch.tensor([base.config.label2id[label] for label in labels])
+    label2id = cast(dict[str, int], base.config.label2id)
+    targets = torch.tensor([label2id[label] for label in labels])
     model.train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -190,5 +192,5 @@ def train_tiny_lora_adapter(
             model(**batch, labels=targets).loss.backward()
             optimizer.step()
     model.eval()
-    model.save_pretrained(adapter_dir)
+    model.save_pretrained(str(adapter_dir))
     return Path(adapter_dir)
