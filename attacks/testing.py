@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
@@ -151,3 +152,45 @@ def train_tiny_causal_lm(
     model.eval()
     model.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def train_tiny_lora_adapter(
+    base_dir: Path,
+    adapter_dir: Path,
+    texts: list[str],
+    labels: list[str],
+    *,
+    steps: int = 20,
+    rank: int = 4,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> Path:
+    """Fit a LoRA adapter (query/value, head saved whole) of the classifier in `base_dir` to
+    `texts` and write it with peft's `save_pretrained`: adapter_config.json +
+    adapter_model.safetensors, as a PEFT fine-tuning pipeline leaves it."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    base = BertForSequenceClassification.from_pretrained(
+        base_dir, local_files_only=True, use_safetensors=True
+    )
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, target_modules=["query", "value"]
+    )
+    model = get_peft_model(base, config)
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    label2id = cast(dict[str, int], base.config.label2id)
+    targets = torch.tensor([label2id[label] for label in labels])
+    model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
+        )
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model(**batch, labels=targets).loss.backward()
+            optimizer.step()
+    model.eval()
+    model.save_pretrained(str(adapter_dir))
+    return Path(adapter_dir)

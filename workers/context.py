@@ -4,6 +4,7 @@ heartbeat."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -97,8 +98,36 @@ class AuditContext:
         return found
 
     def model_dir(self, artifact_id: str) -> Path:
+        """The model's unpacked folder; an adapter is merged into the spec's base model first
+        (cached beside the unpacked models, so later stages and audits reuse it)."""
+        artifact = self.artifact(artifact_id)
+        if not artifact.meta.get("adapter"):
+            return self._unpacked(artifact.sha256)
+        if self.spec.base_model is None:
+            raise ValueError(f"model {artifact_id} is an adapter; the audit names no base_model")
+        base = self.artifact(self.spec.base_model)
+        dest = self.storage.models / f"merged-{artifact.sha256[:32]}-{base.sha256[:32]}"
+        dest = dest.with_name(f"{dest.name}-{self.spec.task}")
+        if not dest.exists():
+            from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+            from attacks.targets.adapters import merge_adapter
+
+            auto_class = (
+                AutoModelForCausalLM
+                if self.spec.task == "causal-lm"
+                else AutoModelForSequenceClassification
+            )
+            with self.timed("merge adapter"):
+                merge_adapter(
+                    auto_class, self._unpacked(base.sha256), self._unpacked(artifact.sha256), dest
+                )
+        os.utime(dest)  # in use: gc keeps caches younger than LEAKGATE_GC_TMP_AGE_S
+        return dest
+
+    def _unpacked(self, sha256: str) -> Path:
         return self.storage.unpack_model(
-            self.artifact(artifact_id).sha256,
+            sha256,
             max_entries=self.settings.max_archive_entries,
             max_unpacked_bytes=self.settings.max_archive_unpacked_bytes,
             max_file_bytes=self.settings.max_archive_file_bytes,

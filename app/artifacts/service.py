@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.artifacts import archives
+from app.artifacts.adapters import inspect_adapter_folder, is_adapter_folder
 from app.artifacts.errors import ArtifactRejected, UploadTooLarge
 from app.artifacts.models import Artifact
 from app.artifacts.schemas import ArtifactKind
@@ -63,13 +64,16 @@ def validate_received(
             max_file_bytes=settings.max_archive_file_bytes,
             reserve_bytes=settings.storage_reserve_bytes,
         )
-        meta = inspect_model_folder_budgeted(
-            work,
-            max_config_bytes=settings.max_config_bytes,
-            max_labels=settings.max_labels,
-            memory_bytes=settings.inspect_memory_bytes,
-            timeout_s=settings.inspect_timeout_s,
-        )
+        if is_adapter_folder(work):  # PEFT: checked against its base when an audit names it
+            meta = inspect_adapter_folder(work, max_config_bytes=settings.max_config_bytes)
+        else:
+            meta = inspect_model_folder_budgeted(
+                work,
+                max_config_bytes=settings.max_config_bytes,
+                max_labels=settings.max_labels,
+                memory_bytes=settings.inspect_memory_bytes,
+                timeout_s=settings.inspect_timeout_s,
+            )
         (work / INSPECTED_MARK).write_text(json.dumps(meta), encoding="utf-8")
         dest = storage.model_dir(received.sha256)
         if dest.exists():  # unpacked by a worker from the same bytes: mark it inspected

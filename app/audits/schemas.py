@@ -142,6 +142,11 @@ class AuditSpec(BaseModel):
     model: ModelLabel
     task: Task = "text-classification"
     target: str | None = Field(default=None, description="model artifact id (not for predictions)")
+    base_model: str | None = Field(
+        default=None,
+        description="model artifact id of the base model when target is a PEFT/LoRA adapter "
+        "(adapter_config.json + adapter_model.safetensors); the worker loads the adapter over it",
+    )
     members: str | None = Field(
         default=None, description="dataset artifact id: records the model trained on"
     )
@@ -200,6 +205,8 @@ class AuditSpec(BaseModel):
                 raise ValueError("task predictions takes no target model: upload outputs instead")
         elif self.target is None:
             raise ValueError(f"task {self.task} needs a target model artifact")
+        if self.base_model is not None and self.target is None:
+            raise ValueError("base_model is the base of an adapter target: give target too")
         if self.evaluation is not None and self.task == "causal-lm":
             raise ValueError("evaluation measures a classifier's accuracy: not for causal-lm")
         if self.reference_lm is not None and self.task != "causal-lm":

@@ -5,16 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.artifacts import service as artifact_service
+from app.artifacts.adapters import check_adapter_fits
+from app.artifacts.errors import ArtifactRejected
 from app.artifacts.models import Artifact
+from app.artifacts.storage import Storage
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
+from app.audits.vocabulary import load_encoder
 from app.core.config import get_settings
 from app.core.errors import Conflict, Rejected, found
 from app.core.timeutil import utcnow
@@ -23,6 +28,7 @@ from app.policies.schemas import GateReason, PolicyRead
 from app.tenants.models import Tenant
 from app.webhooks.queue import enqueue_delivery
 from app.webhooks.urls import CallbackRefused, check_callback_url
+from attacks.canaries.tokens import CanaryTokenError, canary_ids, secret_slots
 from attacks.privacy.accounting import ClaimRejected, resolve_claim
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,11 @@ CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 def _check_architecture(field: str, model: Artifact, task: str) -> None:
+    if model.meta.get("adapter"):
+        raise SpecRejected(
+            f"{field}: artifact {model.id!r} is a PEFT adapter; only the target may be one "
+            "(with base_model naming its base), or merge it into its base and upload that"
+        )
     architectures = model.meta.get("architectures") or []
     suffixes = (
         ("ForSequenceClassification",) if task == "text-classification" else CAUSAL_LM_SUFFIXES
@@ -59,6 +70,30 @@ def _check_architecture(field: str, model: Artifact, task: str) -> None:
             f"{field}: task {task} needs a {wanted} model; config.json names "
             f"{architectures or 'no architecture'}"
         )
+
+
+def _check_adapter(
+    db_session: Session, tenant: Tenant, spec: AuditSpec, adapter: Artifact
+) -> Artifact:
+    """An adapter target: its base named, a full model, of the adapter's task, and the one the
+    adapter was trained on (target modules in the base, LoRA shapes fitting its weights)."""
+    if spec.base_model is None:
+        raise SpecRejected(
+            f"target: artifact {adapter.id!r} is a PEFT adapter; name the model it adapts in "
+            "base_model (upload the base model folder as a model artifact)"
+        )
+    base = _artifact(db_session, tenant, "base_model", spec.base_model, "model")
+    adapter_task = adapter.meta.get("task")
+    if adapter_task is not None and adapter_task != spec.task:
+        raise SpecRejected(
+            f"target: the adapter's task_type is {adapter.meta.get('task_type')} "
+            f"({adapter_task}); the audit is {spec.task}"
+        )
+    try:
+        check_adapter_fits(_model_folder(adapter), _model_folder(base))
+    except ArtifactRejected as exc:
+        raise SpecRejected(f"base_model: {exc}") from exc
+    return base
 
 
 def _check_dataset(field: str, dataset: Artifact, spec: AuditSpec, target: Artifact | None) -> None:
@@ -103,15 +138,77 @@ def _is_index(label: str, width: int) -> bool:
     return label.isascii() and label.isdigit() and len(label) <= 18 and int(label) < width
 
 
+def _check_distinct(members: Artifact, non_members: Artifact, side: str) -> None:
+    """Members and non-members from one file: the data checks drop every record found in
+    both sets, so the worker would be left with nothing to audit."""
+    if members.id == non_members.id:
+        raise SpecRejected(
+            f"members and non_members{side} are the same artifact {members.id!r}; the "
+            "non-members must be records the model did not train on"
+        )
+    if members.sha256 == non_members.sha256:
+        raise SpecRejected(
+            f"members ({members.id}) and non_members ({non_members.id}){side} have identical "
+            f"content (sha256 {members.sha256[:12]}...); the non-members must be records the "
+            "model did not train on"
+        )
+
+
+MIN_REFERENCE_POOL = 2
+"""Reference models train on random halves of their pool (attacks.reference.masks): a pool of
+one record cannot be halved, and every reference model needs a training record."""
+
+
+def _check_record_counts(spec: AuditSpec, datasets: dict[str, Artifact]) -> None:
+    """Record counts the attacks asked need; a dataset always holds one record (upload)."""
+    if not spec.uses_references:
+        return
+    references = spec.reference_spec
+    if references.uploaded or references.mode != "offline":
+        return  # online: the pool is every audited and population record, at least three
+    population = datasets["population"]
+    n = int(population.meta.get("n_records") or 0)
+    if n < MIN_REFERENCE_POOL:
+        raise SpecRejected(
+            f"population: offline reference models train on halves of the population, which "
+            f"needs at least {MIN_REFERENCE_POOL} records; {population.id} has {n}"
+        )
+
+
+def _check_same_classes(field: str, reference: Artifact, target: Artifact) -> None:
+    """An uploaded reference model's logits are compared class by class with the target's."""
+    ours, theirs = target.meta.get("num_labels"), reference.meta.get("num_labels")
+    if ours is not None and theirs is not None and int(ours) != int(theirs):
+        raise SpecRejected(
+            f"{field}: the reference model has {theirs} classes, the target {ours}; reference "
+            "models must be trained for the target's classes"
+        )
+    labels, known = reference.meta.get("labels"), target.meta.get("labels")
+    if labels and known and labels != known:
+        raise SpecRejected(
+            f"{field}: the reference model's classes {labels[:10]} are not the target's "
+            f"{known[:10]} (in the same order)"
+        )
+
+
 class AlreadyEnded(Conflict):
     """Cancelling an audit that has already ended (HTTP 409)."""
 
 
 def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) -> None:
     """Everything that can fail before a worker touches the audit fails here, with a reason."""
-    target = None
+    target = tokenizer_source = None
     if spec.target is not None:
-        target = _artifact(db_session, tenant, "target", spec.target, "model")
+        target = tokenizer_source = _artifact(db_session, tenant, "target", spec.target, "model")
+        if target.meta.get("adapter"):
+            base = _check_adapter(db_session, tenant, spec, target)
+            tokenizer_source = target if target.meta.get("has_tokenizer") else base
+            target = base  # the merged model has the base's architecture and classes
+        elif spec.base_model is not None:
+            raise SpecRejected(
+                f"base_model: the target {spec.target!r} is a full model, not a PEFT adapter; "
+                "remove base_model"
+            )
         _check_architecture("target", target, spec.task)
     side = f" (of split {spec.split})" if spec.split is not None else ""
     datasets = {f"members{side}": spec.members, f"non_members{side}": spec.non_members}
@@ -120,17 +217,21 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
     if spec.evaluation is not None:
         datasets["evaluation"] = spec.evaluation
     widths: set[Any] = set()
+    found: dict[str, Artifact] = {}
     for field, artifact_id in datasets.items():
         dataset = _artifact(db_session, tenant, field, artifact_id, "dataset")
         _check_dataset(field, dataset, spec, target)
         widths.add(dataset.meta.get("n_outputs"))
+        found[field.split(" ")[0]] = dataset
     if spec.task == "predictions" and len(widths) > 1:
         raise SpecRejected(f"the datasets' outputs have different widths: {sorted(widths)}")
+    _check_distinct(found["members"], found["non_members"], side)
+    _check_record_counts(spec, found)
     if spec.reference_lm is not None:
         reference = _artifact(db_session, tenant, "reference_lm", spec.reference_lm, "model")
         _check_architecture("reference_lm", reference, "causal-lm")
     if spec.canary_set is not None:
-        _check_canary_set(db_session, tenant, spec, target)
+        _check_canary_set(db_session, tenant, spec, target, tokenizer_source)
     if spec.references is not None and spec.uses_references:
         if spec.references.base_model is not None:
             base = _artifact(
@@ -139,9 +240,10 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
             _check_architecture("references.base_model", base, spec.task)
         for i, uploaded in enumerate(spec.references.uploaded):
             field = f"references.uploaded[{i}].model"
-            _check_architecture(
-                field, _artifact(db_session, tenant, field, uploaded.model, "model"), spec.task
-            )
+            reference = _artifact(db_session, tenant, field, uploaded.model, "model")
+            _check_architecture(field, reference, spec.task)
+            if target is not None:
+                _check_same_classes(field, reference, target)
     if spec.callback_url is not None:
         if not tenant.webhook_secret:
             raise SpecRejected(
@@ -157,7 +259,11 @@ def check_spec(*, db_session: Session, tenant: Tenant, spec: StoredAuditSpec) ->
 
 
 def _check_canary_set(
-    db_session: Session, tenant: Tenant, spec: AuditSpec, target: Artifact | None
+    db_session: Session,
+    tenant: Tenant,
+    spec: AuditSpec,
+    target: Artifact | None,
+    tokenizer_source: Artifact | None,
 ) -> None:
     from app.canaries import service as canary_service
 
@@ -182,6 +288,44 @@ def _check_canary_set(
                 f"canary_set: labels {unknown[:5]} are not classes of the model "
                 f"(its labels: {sorted(known)[:20]})"
             )
+    if tokenizer_source is not None and row.kind == "secret":
+        _check_canary_tokens(row, tokenizer_source)
+
+
+def _check_canary_tokens(row: Any, target: Artifact) -> None:
+    """The worker's own check (attacks.canaries.tokens) on the stored model's tokenizer: every
+    alphabet character a distinct known token, every canary tokenised like its template."""
+    from app.canaries import service as canary_service
+
+    template = canary_service.template_of(row)
+    if template is None:
+        return
+    loaded = load_encoder(_model_folder(target))
+    if loaded is None:
+        return
+    encode, unknown_id = loaded
+    try:
+        slots = secret_slots(encode, template, unknown_id)
+        for canary in canary_service.canaries_of(row):
+            canary_ids(encode, template, slots, canary.id, canary.secret)
+    except CanaryTokenError as exc:
+        raise SpecRejected(
+            f"canary_set: {exc} (the target's tokenizer.json); choose an alphabet of tokens "
+            "the model knows, or plant the canaries with a tokenizer that has them"
+        ) from exc
+
+
+def _model_folder(model: Artifact) -> Path:
+    """The stored model's unpacked folder (cached since upload; unpacked again if collected)."""
+    settings = get_settings()
+    assert settings.storage_dir is not None
+    return Storage(settings.storage_dir).unpack_model(
+        model.sha256,
+        max_entries=settings.max_archive_entries,
+        max_unpacked_bytes=settings.max_archive_unpacked_bytes,
+        max_file_bytes=settings.max_archive_file_bytes,
+        reserve_bytes=settings.storage_reserve_bytes,
+    )
 
 
 def _resolve_split(db_session: Session, tenant: Tenant, spec: AuditSpec) -> dict[str, str]:

@@ -65,6 +65,15 @@ def audit(
         Path | None,
         typer.Option(help="JSONL/CSV the model trained on.", exists=True, dir_okay=False),
     ] = None,
+    base_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Base model folder when --model is a PEFT/LoRA adapter folder "
+            "(adapter_config.json + adapter_model.safetensors).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
     non_members: Annotated[
         Path | None,
         typer.Option(help="JSONL/CSV held out from training.", exists=True, dir_okay=False),
@@ -189,6 +198,7 @@ def audit(
             report_out=report_out,
             population=population,
             evaluation=evaluation,
+            base_model=base_model,
             timeout_s=timeout,
             json_out=json_out,
             server=server,
@@ -208,6 +218,7 @@ def run_audit(
     report_out: Path | None = None,
     population: Path | None = None,
     evaluation: Path | None = None,
+    base_model: Path | None = None,
     timeout_s: float | None = None,
     json_out: bool = False,
     server: str = DEFAULT_SERVER,
@@ -215,6 +226,8 @@ def run_audit(
     """Upload, submit and optionally follow one audit; return the exit code."""
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     uploads = [("target", model, "model")]
+    if base_model is not None:
+        uploads.append(("base_model", base_model, "model"))
     if members is not None and non_members is not None:  # else the spec names a split
         uploads += [("members", members, "dataset"), ("non_members", non_members, "dataset")]
     if population is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from attacks.canaries.generation import Canary, Template
+from attacks.canaries.tokens import canary_ids, hf_encode, secret_slots
 
 ModelKind = Literal["text-classification", "token-classification", "causal-lm"]
 
@@ -53,37 +54,17 @@ class CanaryTokens:
 def tokenize_canaries(
     tokenizer: Any, template: Template, canaries: Sequence[Canary], label_ids: Sequence[int] | None
 ) -> list[CanaryTokens]:
-    """Tokenise each canary once and check every secret character is a token of its own.
-
-    The alphabet's ids are read off the template filled with one character throughout, so a
-    tokenizer that writes " 4" and "4" differently is handled per position.
-    """
-    alphabet = template.alphabet
-    reference = [_ids_and_positions(tokenizer, template, c * template.n_slots) for c in alphabet]
-    ids0, positions = reference[0]
-    for char, (ids, where) in zip(alphabet, reference, strict=True):
-        if len(ids) != len(ids0) or not np.array_equal(where, positions):
-            raise ValueError(
-                f"the tokenizer does not give secret character {char!r} a token of its own"
-            )
-    table = np.stack([ids[positions] for ids, _ in reference], axis=1)  # [n_slots, |alphabet|]
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    for slot in range(len(positions)):
-        if len(set(table[slot].tolist())) != len(alphabet) or unknown in table[slot]:
-            raise ValueError(
-                "the tokenizer maps some secret characters to the same or an unknown token; "
-                f"its vocabulary must hold every character of {alphabet!r}"
-            )
+    """Tokenise each canary once and check every secret character is a token of its own
+    (`attacks.canaries.tokens`, the same check the API runs at submission)."""
+    encode = hf_encode(tokenizer)
+    slots = secret_slots(encode, template, getattr(tokenizer, "unk_token_id", None))
     out = []
     for index, canary in enumerate(canaries):
-        if canary.secret is None:
-            raise ValueError(f"canary {canary.id} has no secret")
-        ids, where = _ids_and_positions(tokenizer, template, canary.secret)
-        if len(ids) != len(ids0) or not np.array_equal(where, positions):
-            raise ValueError(f"canary {canary.id} does not tokenise like its template")
-        secret = np.array([alphabet.index(c) for c in canary.secret], dtype=np.int64)
+        ids = canary_ids(encode, template, slots, canary.id, canary.secret)
+        assert canary.secret is not None  # canary_ids refuses a canary without one
+        secret = np.array([template.alphabet.index(c) for c in canary.secret], dtype=np.int64)
         label = None if label_ids is None else int(label_ids[index])
-        out.append(CanaryTokens(ids, positions, table, secret, label))
+        out.append(CanaryTokens(ids, slots.positions, slots.table, secret, label))
     return out
 
 
@@ -105,24 +86,6 @@ def with_slot_tags(
         tags[canary.positions[0]] = begin
         out.append(replace(canary, label=tags))
     return out
-
-
-def _ids_and_positions(tokenizer: Any, template: Template, secret: str):
-    text, spans = template.render_with_spans(secret)
-    encoded = tokenizer(text, return_offsets_mapping=True)
-    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-    offsets = encoded["offset_mapping"]
-    positions = []
-    for start, end in spans:
-        hits = [
-            t for t, (a, b) in enumerate(offsets) if b == end and text[a:b].strip() == text[start]
-        ]
-        if len(hits) != 1:
-            raise ValueError(
-                f"the tokenizer does not give secret character {text[start]!r} a token of its own"
-            )
-        positions.append(hits[0])
-    return ids, np.asarray(positions, dtype=np.int64)
 
 
 class CanaryModel:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from tests.utils.factories import LABELS, dataset_bytes, new_key, upload
+import pytest
+
+from tests.utils.factories import (
+    DIGITS_TEXT,
+    LABELS,
+    dataset_bytes,
+    new_key,
+    tiny_model_archive,
+    upload,
+)
 
 PIN_SET = {"template": "pin", "count": 12, "repetitions": 5, "seed": 3, "labels": LABELS}
 
@@ -44,7 +53,18 @@ def test_create_mask_reveal_and_download(client, auth):
     assert [json.loads(line) for line in download.text.splitlines()] == created["records"]
 
 
-def test_other_tenants_cannot_see_or_use_a_set(client, auth, uploaded, model_body):
+@pytest.fixture(scope="module")
+def digits_model_body(tmp_path_factory) -> bytes:
+    """The tiny classifier with digit tokens, so PIN canaries fit its vocabulary."""
+    return tiny_model_archive(tmp_path_factory.mktemp("digits"), vocab_texts=(DIGITS_TEXT,))
+
+
+def test_other_tenants_cannot_see_or_use_a_set(client, auth, uploaded, digits_model_body):
+    model_body = digits_model_body
+    uploaded = {
+        **uploaded,
+        "target": upload(client, auth, model_body, "model", "d.tar.gz").json()["id"],
+    }
     set_id = create(client, auth, **PIN_SET).json()["id"]
     spec = {"model": {"name": "m"}, **uploaded, "canary_set": set_id}
     assert client.post("/v1/audits", json=spec, headers=auth).status_code == 202

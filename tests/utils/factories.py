@@ -14,10 +14,17 @@ TEXTS = ["check my balance", "send money to bob", "i lost my card", "what is the
 LABELS = ["balance", "transfer", "card", "loan"]
 
 
-def tiny_model_archive(tmp: Path) -> bytes:
+DIGITS_TEXT = "0 1 2 3 4 5 6 7 8 9"
+"""A vocabulary text that gives a tiny model the tokens of PIN canaries' secrets."""
+
+
+def tiny_model_archive(
+    tmp: Path, *, vocab_texts: tuple[str, ...] = (), labels: list[str] = LABELS
+) -> bytes:
+    """A packed tiny classifier; its vocabulary is the words of TEXTS and `vocab_texts`."""
     from attacks.testing import build_tiny_text_classifier  # torch: only when a model is built
 
-    folder = build_tiny_text_classifier(tmp / "tiny", TEXTS, LABELS)
+    folder = build_tiny_text_classifier(tmp / "tiny", [*TEXTS, *vocab_texts], labels)
     return pack_model_folder(folder, tmp / "tiny.tar.gz").read_bytes()
 
 
