@@ -395,7 +395,9 @@ def artifacts(
 ) -> None:
     """The tenant's uploaded artifacts as JSON (kind, size, what validation learned)."""
     with connected(server, api_key) as client:
-        print(json.dumps(client.artifacts(limit=limit), indent=2))
+        page = client.artifacts(limit=limit)
+    console.print(f"{len(page['items'])} of {page['total']}", style="dim")
+    print(json.dumps(page, indent=2))
 
 
 class ReportFormat(StrEnum):
