@@ -202,8 +202,8 @@ def run_digits(setting: Setting, seed: int) -> dict[str, Any]:
 def run_bert(setting: Setting, seed: int) -> dict[str, Any]:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from app.example.intent import make_intent_records
     from attacks.testing import build_tiny_text_classifier
+    from demo.intent import make_intent_records
 
     n = BERT["members"] + BERT["non_members"]
     records = make_intent_records(n, seed=seed, label_noise=LABEL_NOISE)

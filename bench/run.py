@@ -182,7 +182,7 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
 def _target(target: Payload) -> str:
     build = target["build"]
     return (
-        f"tiny BERT intent classifier (`app.example.intent`), trained on {build['n_members']} "
+        f"tiny BERT intent classifier (`demo.intent`), trained on {build['n_members']} "
         f"members for {build['epochs']} epochs (seed {build['seed']}), audited against "
         f"{build['n_non_members']} non-members"
     )

@@ -192,8 +192,7 @@ def decide(
 def _claimed(claim: DPClaim) -> str:
     """The claim in words, saying where its epsilon came from (declared, or which accountant)."""
     return (
-        f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g}, "
-        f"{claim.epsilon_origin})"
+        f"(epsilon = {claim.claimed_epsilon:.3g}, delta = {claim.delta:g}, {claim.epsilon_origin})"
     )
 
 
