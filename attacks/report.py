@@ -130,6 +130,10 @@ class RocCurve(_Schema):
     tpr: list[float]
 
 
+# The "low FPR" every report gives a TPR at (0.1%), and that gates and dashboards read back.
+LOW_FPR = 0.001
+
+
 class TprAtFpr(_Schema):
     """TPR at one target FPR; `resolved` is False when too few non-members measure that FPR."""
 

@@ -16,11 +16,8 @@ from app.dashboard.chart_svg import BoundBar, epsilon_svg
 from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
 from app.dashboard.roc_svg import Curve, roc_svg
 from app.dashboard.summary import LOW_FPR
-from app.reporting.common import evidence_lines
+from app.reporting.common import RECORDS_SHOWN, evidence_lines
 from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, RecordAtRisk, TprAtFpr
-
-# A page, not a data export: the full list is in the report JSON.
-RECORDS_SHOWN = 50
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from app.policies.schemas import GateReason, PolicyRules
-
-LOW_FPR = 0.001
+from attacks.report import LOW_FPR
 
 
 def evaluate(

@@ -13,9 +13,8 @@ from app.audits.schemas import AuditRead
 from app.dashboard.formatting import FILTERS
 from app.dashboard.report_view import epsilon_chart, roc_chart
 from app.reporting import common
+from app.reporting.common import RECORDS_SHOWN
 from attacks.report import LeakageReport
-
-RECORDS_SHOWN = 20
 
 
 @lru_cache
