@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-FINAL_STATES = {"succeeded", "failed", "cancelled"}
+from app.audits.enums import FINAL_STATES
+
 CHUNK = 1 << 20
 
 

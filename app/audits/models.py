@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.audits.schemas import AuditState, GateResult
+from app.audits.enums import FINAL_STATES, AuditState
 from app.core.db import Base
 from app.core.models import CreatedAtMixin, IdMixin, TenantMixin
+from app.policies.enums import GateResult
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
+# Every state in lifecycle order (FINAL_STATES, from app.audits.enums, is re-exported here).
+STATES = tuple(AuditState)
+__all__ = ["FINAL_STATES", "STATES", "Audit", "Report"]
 
 
 class Audit(IdMixin, TenantMixin, CreatedAtMixin, Base):
@@ -24,7 +26,7 @@ class Audit(IdMixin, TenantMixin, CreatedAtMixin, Base):
     task: Mapped[str] = mapped_column(String(40))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    state: Mapped[AuditState] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[AuditState] = mapped_column(String(20), default=AuditState.QUEUED, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

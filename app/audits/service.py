@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.artifacts import service as artifact_service
 from app.artifacts.models import Artifact
+from app.audits.enums import AuditState
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
@@ -243,7 +244,7 @@ def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
         task=spec.task,
         spec=stored.model_dump(mode="json"),
         policy=policy.model_dump(mode="json"),
-        state="queued",
+        state=AuditState.QUEUED,
         stage="waiting for a worker",
     )
     db_session.add(audit)
@@ -323,13 +324,13 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
     """A queued audit ends now; a running one is flagged and its worker stops between steps."""
     if audit.state in FINAL_STATES:
         raise AlreadyEnded(f"audit {audit.id} has already ended ({audit.state})")
-    if audit.state == "queued":
-        audit.state = "cancelled"
+    if audit.state == AuditState.QUEUED:
+        audit.state = AuditState.CANCELLED
         audit.stage = "cancelled before a worker started it"
         audit.finished_at = utcnow()
     audit.cancel_requested = True
     db_session.commit()
-    if audit.state == "cancelled":
+    if audit.state == AuditState.CANCELLED:
         enqueue_delivery(audit)
     return audit
 

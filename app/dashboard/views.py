@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
@@ -50,7 +50,7 @@ CSRF_FIELD = "csrf_token"
 HOME = "/dashboard"
 LOGIN = "/dashboard/login"
 VERDICTS = ("violation", "inconclusive", "consistent", "no-claim")
-GATES = get_args(GateResult)
+GATES = tuple(GateResult)
 ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 REFRESH_S = 2
 PAGE_SIZE = 25
