@@ -51,11 +51,14 @@ from attacks.report import (
     LeakageReport,
     RecordAtRisk,
     ReferenceModels,
+    ScoreHistogram,
+    Slices,
     TargetInfo,
     Utility,
     Verdict,
     best_epsilon_bound,
 )
+from attacks.slices import score_histogram, slice_metrics
 
 DEFAULT_DELTA = 1e-5
 MembershipSource = Literal["service", "pipeline"]
@@ -77,6 +80,8 @@ class AuditOutcome:
     data_checks: DataChecks | None = None
     blind_baseline: BlindBaseline | None = None
     records_at_risk: list[RecordAtRisk] = field(default_factory=list)
+    score_histograms: list[ScoreHistogram] = field(default_factory=list)
+    slices: Slices | None = None
 
     def report(
         self,
@@ -110,6 +115,8 @@ class AuditOutcome:
             membership_source=self.membership_source,
             data_checks=self.data_checks,
             blind_baseline=self.blind_baseline,
+            score_histograms=self.score_histograms,
+            slices=self.slices,
         )
 
 
@@ -128,6 +135,7 @@ def run_audit_recipe(
     include_text: bool = False,
     reference_counts: dict[str, int] | None = None,
     blind: bool = True,
+    correct: np.ndarray | None = None,
 ) -> AuditOutcome:
     """Metrics, bounds and verdict for one audit.
 
@@ -145,6 +153,8 @@ def run_audit_recipe(
         deciding family when each was inserted once.
     reference_counts: attack name -> number of reference models it used (for the metrics).
     blind: run the blind baseline (the bench may switch it off for arrays without records).
+    correct: whether the model classified each record correctly (classifiers), for the
+        correct/incorrect slices; the class slices read the records' labels.
     """
     truth = np.asarray(is_member, dtype=bool).ravel()
     arrays = {name: np.asarray(s, dtype=np.float64).ravel() for name, s in scores.items()}
@@ -155,6 +165,8 @@ def run_audit_recipe(
             raise ValueError(f"attack {name!r} scored {values.size} records, not {truth.size}")
     if records is not None and len(records) != truth.size:
         raise ValueError(f"{len(records)} records but {truth.size} membership flags")
+    if correct is not None and np.asarray(correct).size != truth.size:
+        raise ValueError(f"{np.asarray(correct).size} correctness flags but {truth.size} records")
 
     checks = None
     keep = once = np.arange(truth.size)
@@ -270,6 +282,17 @@ def run_audit_recipe(
             limit=n_records_at_risk,
             include_text=include_text,
         )
+    histograms = [
+        score_histogram(name, values[keep][kept], values[keep][~kept])
+        for name, values in arrays.items()
+    ]
+    slices = slice_metrics(
+        {name: values[keep] for name, values in arrays.items()},
+        kept,
+        labels=None if records is None else [records[int(i)].label for i in keep],
+        correct=None if correct is None else np.asarray(correct, dtype=bool).ravel()[keep],
+        confidence=confidence,
+    )
     return AuditOutcome(
         attacks=attacks,
         bounds=bounds,
@@ -279,6 +302,8 @@ def run_audit_recipe(
         data_checks=checks,
         blind_baseline=baseline,
         records_at_risk=at_risk,
+        score_histograms=histograms,
+        slices=slices,
     )
 
 

@@ -384,8 +384,64 @@ class BlindBaseline(_Schema):
     note: str = ""
 
 
+class ScoreHistogram(_Schema):
+    """How one attack's scores spread over members and non-members: counts in fixed bins.
+
+    `edges` has one more entry than each count list; the first and last bins also count the
+    scores beyond them (the range is cut at quantiles so one outlier cannot flatten the rest).
+    Counts only: no score or record can be read back from it.
+    """
+
+    attack: str
+    edges: list[float]
+    members: list[int]
+    non_members: list[int]
+    clipped: bool = Field(
+        default=False, description="whether the end bins hold scores beyond the edges"
+    )
+
+
+class SliceMetrics(_Schema):
+    """One attack on one slice of the records: a true class, or correct/incorrect predictions.
+
+    TF Privacy's slicing: an attack can be weak overall and strong on one class (the most
+    vulnerable one). Metrics are None when the slice has too few members or non-members.
+    """
+
+    feature: Literal["class", "correctness"]
+    value: str = Field(description="the class label, or 'correct' / 'incorrect'")
+    attack: str
+    n_members: int = Field(ge=0)
+    n_non_members: int = Field(ge=0)
+    auc: float | None = None
+    auc_ci: Interval | None = Field(
+        default=None, description="Hanley-McNeil normal interval (no bootstrap per slice)"
+    )
+    tpr_at_1pct_fpr: float | None = None
+    tpr_resolved: bool = Field(
+        default=False, description="at least 100 non-members, so 1% FPR is measurable"
+    )
+
+
+class Slices(_Schema):
+    """Every slice's metrics, and the class the attacks single out most."""
+
+    min_records: int = Field(ge=1, description="members and non-members a slice needs")
+    results: list[SliceMetrics]
+    most_vulnerable_class: str | None = Field(
+        default=None, description="the class slice with the highest AUC over all attacks"
+    )
+    most_vulnerable_attack: str | None = None
+    n_classes: int = Field(default=0, ge=0, description="classes found, sliced or not")
+    n_classes_sliced: int = Field(default=0, ge=0)
+
+
 class LeakageReport(_Schema):
-    """The full result of one audit."""
+    """The full result of one audit.
+
+    Fields added after schema version 3 was first written (`score_histograms`, `slices`)
+    are optional, so a stored version-3 report without them still reads.
+    """
 
     schema_version: int = REPORT_SCHEMA_VERSION
     target: TargetInfo
@@ -412,6 +468,12 @@ class LeakageReport(_Schema):
     membership_source: Literal["service", "pipeline"] | None = None
     data_checks: DataChecks | None = None
     blind_baseline: BlindBaseline | None = None
+    score_histograms: list[ScoreHistogram] = Field(
+        default_factory=list, description="per attack, members vs non-members"
+    )
+    slices: Slices | None = Field(
+        default=None, description="metrics by true class and by correct/incorrect prediction"
+    )
 
 
 def best_epsilon_bound(bounds: list[EpsilonBound]) -> EpsilonBound | None:

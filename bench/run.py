@@ -1,12 +1,15 @@
 """Run every benchmark side by side in one run and write the results.
 
-    .venv/bin/python -m bench.run            # the full run, as in bench/results/latest.md
-    .venv/bin/python -m bench.run --quick    # small sizes, for checking that all of it runs
+    .venv/bin/python -m bench.run                 # the full run (under 20 min on 2 cores)
+    .venv/bin/python -m bench.run --quick         # small sizes, checks that all of it runs
+    .venv/bin/python -m bench.run --device cuda   # scoring benchmarks on a GPU
 
-This process only orchestrates: it builds (or reuses) the audited model, starts one fresh
-child process per measurement, and writes `bench/results/<date>-<hostname>.json` (everything
-measured, with machine, load and versions) and `bench/results/latest.md` (the tables). A quick
-run writes `...-quick.json` and `latest-quick.md` instead, which git ignores.
+This process only orchestrates: it builds (or reuses) the audited models, starts one fresh
+child process per measurement, and writes `bench/results/<date>-<hostname>[-<device>].json`
+(everything measured, with machine, device, load and versions), then regenerates the tables
+(`bench/results/latest.md` and the marked blocks of README.md and bench/README.md, see
+`bench.tables`) from the committed results files. A quick run writes `...-quick.json` and
+`latest-quick.md` instead, which git ignores, and touches no README.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import end_to_end_vs_peers, reference_training, scoring_throughput
+from bench import (
+    end_to_end_vs_peers,
+    reference_training,
+    scoring_floor,
+    scoring_throughput,
+    tables,
+)
 from bench.harness import (
     RESULTS_DIR,
     Payload,
@@ -31,7 +40,8 @@ from bench.harness import (
     versions,
 )
 
-BENCHMARKS = ("throughput", "peers", "reference")
+BENCHMARKS = ("throughput", "floor", "peers", "reference")
+NEEDS_TARGET = {"throughput", "peers", "reference"}  # the tiny intent classifier
 
 # The audited model: the bundled intent classifier at a size where scoring and the attacks,
 # not start-up, take most of each tool's time; quick is for checking that everything runs.
@@ -50,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "use 1 on cores shared with other work, where torch's default pool stalls",
     )
     parser.add_argument(
+        "--device",
+        default="cpu",
+        help="device for the scoring benchmarks (throughput, floor), e.g. cuda; the peers and "
+        "reference training run on the CPU",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         choices=BENCHMARKS,
@@ -61,26 +77,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         command += f" --threads {args.threads}"
     set_child_threads(args.threads)
+    if args.device != "cpu":
+        command += f" --device {args.device}"
     if set(args.only) != set(BENCHMARKS):
         command += " --only " + " ".join(args.only)
 
     started = datetime.now(UTC)
     load_before = load_average()
     _say(f"load average before: {load_before}")
-    sizes = QUICK_TARGET if args.quick else FULL_TARGET
-    _say(f"audited model: intent classifier {sizes} (built once, then cached)")
-    clock = time.perf_counter()
-    target = ensure_target(**sizes)
-    _say(f"  ready in {time.perf_counter() - clock:.0f} s")
+    target = None
+    if NEEDS_TARGET & set(args.only):
+        sizes = QUICK_TARGET if args.quick else FULL_TARGET
+        _say(f"audited model: intent classifier {sizes} (built once, then cached)")
+        clock = time.perf_counter()
+        target = ensure_target(**sizes)
+        _say(f"  ready in {time.perf_counter() - clock:.0f} s")
 
     results: dict[str, Payload] = {}
     if "throughput" in args.only:
+        assert target is not None
         _say("1. scoring throughput ...")
-        results["scoring_throughput"] = scoring_throughput.run(target, quick=args.quick)
+        results["scoring_throughput"] = scoring_throughput.run(
+            target, quick=args.quick, device=args.device
+        )
+    if "floor" in args.only:
+        _say("1b. scoring at real sizes (BERT-base, GPT-2 small; builds them once) ...")
+        results["scoring_floor"] = scoring_floor.run(
+            quick=args.quick, device=args.device, threads=args.threads
+        )
     if "peers" in args.only:
+        assert target is not None
         _say("2. end to end vs peers ...")
         results["end_to_end_vs_peers"] = end_to_end_vs_peers.run(target, quick=args.quick)
     if "reference" in args.only:
+        assert target is not None
         _say("3. reference-model training ...")
         results["reference_training"] = reference_training.run(target, quick=args.quick)
     load_after = load_average()
@@ -92,58 +122,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
         "quick": args.quick,
         "machine": machine_info(),
+        "device": args.device,
         "threads_per_process": args.threads or f"torch default ({os.cpu_count()})",
         "load_average": {"before": load_before, "after": load_after},
         "versions": versions(),
-        "target": target.as_dict(),
+        "target": target.as_dict() if target is not None else None,
         "benchmarks": results,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    suffix = "-quick" if args.quick else ""
-    stem = f"{started:%Y-%m-%d}-{document['machine']['hostname']}{suffix}"
-    json_path = RESULTS_DIR / f"{stem}.json"
+    json_path = RESULTS_DIR / f"{result_stem(document, started)}.json"
     json_path.write_text(json.dumps(document, indent=1) + "\n")
-    markdown_path = RESULTS_DIR / f"latest{suffix}.md"
-    markdown_path.write_text("\n".join(render_markdown(document, json_path.name)))
-    _say(f"wrote {json_path.relative_to(RESULTS_DIR.parent.parent)} and {markdown_path.name}")
+    if args.quick:
+        markdown_path = RESULTS_DIR / "latest-quick.md"
+        markdown_path.write_text("\n".join(render_markdown(document, json_path.name)))
+        _say(f"wrote {json_path.relative_to(RESULTS_DIR.parent.parent)} and {markdown_path.name}")
+    else:
+        written = tables.update()
+        _say(f"wrote {json_path.relative_to(RESULTS_DIR.parent.parent)}; regenerated {written}")
     print("\n".join(headline(document)))
     return 0
 
 
+def result_stem(document: Payload, started: datetime) -> str:
+    """`<date>-<hostname>`, then the device when not the CPU, then `-quick` for quick runs."""
+    stem = f"{started:%Y-%m-%d}-{document['machine']['hostname']}"
+    if document["device"] != "cpu":
+        stem += "-" + document["device"].replace(":", "")
+    return stem + ("-quick" if document["quick"] else "")
+
+
 def headline(document: Payload) -> list[str]:
-    """The three ratios the issue sets targets for, as a Markdown table."""
+    """The ratios the issue sets targets for, as a Markdown table."""
     rows = ["| benchmark | measured | target | met |", "| --- | ---: | --- | --- |"]
-    benchmarks = document["benchmarks"]
-    throughput = benchmarks.get("scoring_throughput", {}).get("summary")
-    if throughput:
-        rows.append(
-            f"| 1. scoring: leakgate records/s / bare loop records/s "
-            f"| {throughput['leakgate_over_floor']:.2f} | {throughput['target']} "
-            f"| {_yes(throughput['meets_target'])} |"
-        )
-    fastest = benchmarks.get("end_to_end_vs_peers", {}).get("summary", {}).get("fastest_peer")
-    if fastest:
-        rows.append(
-            f"| 2. end to end: fastest peer ({fastest['name']}) wall / leakgate wall "
-            f"| {fastest['speedup_wall']:.2f}x | {fastest['target']} "
-            f"| {_yes(fastest['meets_target'])} |"
-        )
-        rows.append(
-            f"| 2. end to end: same, time after imports / attack time only "
-            f"| {fastest['speedup_work']:.2f}x / {fastest['speedup_attack']:.2f}x | (context) | |"
-        )
-        rows.append(
-            f"| 2. end to end: fastest peer peak RSS / leakgate peak RSS "
-            f"| {fastest['rss_ratio']:.2f}x | (reported) | |"
-        )
-    for family, row in benchmarks.get("reference_training", {}).get("summary", {}).items():
-        if "speedup" in row:
-            rows.append(
-                f"| 3. reference training ({family}, K = 8): one after another / together "
-                f"| {row['speedup']:.2f}x | {row['target']} | {_yes(row['meets_target'])} |"
-            )
-        else:
-            rows.append(f"| 3. reference training ({family}, K = 8) | not measured | >= 3.0x | |")
+    for key, result in document["benchmarks"].items():
+        rows += tables.headline_rows(key, result, tables.device_of(document, key))
     return rows
 
 
@@ -157,7 +169,8 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
         f"- Command: `.venv/bin/{document['command']}`; everything measured: `{json_name}`",
         f"- Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores "
         f"({machine['usable_cores']} usable), {machine['ram_gib']} GiB RAM, {machine['os']}",
-        f"- Intra-op threads per measured process: {document['threads_per_process']}",
+        f"- Device: {document['device']}; intra-op threads per measured process: "
+        f"{document['threads_per_process']}",
         f"- Load average (1, 5, 15 min) before: {load['before']}, after: {load['after']} "
         "(a load above 0 means other work shared the cores; each measurement's 1-min load "
         "is in the JSON)",
@@ -172,6 +185,8 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
     benchmarks = document["benchmarks"]
     if "scoring_throughput" in benchmarks:
         lines += scoring_throughput.markdown(benchmarks["scoring_throughput"])
+    if "scoring_floor" in benchmarks:
+        lines += scoring_floor.markdown(benchmarks["scoring_floor"])
     if "end_to_end_vs_peers" in benchmarks:
         lines += end_to_end_vs_peers.markdown(benchmarks["end_to_end_vs_peers"])
     if "reference_training" in benchmarks:
@@ -179,7 +194,9 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
     return lines
 
 
-def _target(target: Payload) -> str:
+def _target(target: Payload | None) -> str:
+    if target is None:
+        return "none (only benchmarks that build their own models ran)"
     build = target["build"]
     return (
         f"tiny BERT intent classifier (`demo.intent`), trained on {build['n_members']} "

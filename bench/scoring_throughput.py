@@ -34,20 +34,29 @@ SCORERS = ("floor", "leakgate", "naive")
 TARGET_RATIO = 0.9  # leakgate within 10% of the floor's records per second
 
 
-def settings(quick: bool) -> Payload:
+def settings(quick: bool, device: str = "cpu") -> Payload:
     """Batch size and token budget as an audit uses them by default; fewer repeats if quick."""
-    return {"batch_size": 32, "max_length": 128, "repeats": 2 if quick else 11}
+    return {"batch_size": 32, "max_length": 128, "repeats": 2 if quick else 11, "device": device}
 
 
-def run(target: Target, *, quick: bool) -> Payload:
+def run(target: Target, *, quick: bool, device: str = "cpu") -> Payload:
     """Measure all three scorers in one fresh child; summarise records/s and the ratio."""
-    spec = {**settings(quick), "target": target.as_dict()}
+    spec = {**settings(quick, device), "target": target.as_dict()}
     child = run_child(MODULE, "throughput", spec)
-    result: Payload = {"settings": settings(quick), "child": child.as_dict()}
-    if not child.ok:
-        return result
-    rounds = child.payload["seconds"]
-    n = child.payload["n_records"]
+    result: Payload = {"settings": settings(quick, device), "child": child.as_dict()}
+    if child.ok:
+        result["summary"] = summarise(child.payload)
+    return result
+
+
+def summarise(payload: Payload) -> Payload:
+    """Records/s per scorer and leakgate / floor, from a child's per-round seconds.
+
+    Also applied by `bench.tables` to results files written before the ratio was paired, whose
+    rounds are in the JSON.
+    """
+    rounds = payload["seconds"]
+    n = payload["n_records"]
     per_scorer = {
         name: {
             "median_records_per_s": n / median(rounds[name]),
@@ -56,21 +65,27 @@ def run(target: Target, *, quick: bool) -> Payload:
         }
         for name in SCORERS
     }
-    ratio = (
-        per_scorer["leakgate"]["median_records_per_s"]
-        / (per_scorer["floor"]["median_records_per_s"])
-    )
-    result["summary"] = {
+    # Paired: the two scorers ran back to back in each round, so each round's ratio compares
+    # them under the same machine load; the median of those is the headline.
+    paired = [
+        floor_s / leakgate_s
+        for floor_s, leakgate_s in zip(rounds["floor"], rounds["leakgate"], strict=True)
+    ]
+    ratio = median(paired)
+    return {
         "n_records": n,
         "scorers": per_scorer,
+        "paired_ratios": paired,
         "leakgate_over_floor": ratio,
+        "rounds_at_target": sum(value >= TARGET_RATIO for value in paired),
+        "ratio_of_unpaired_medians": per_scorer["leakgate"]["median_records_per_s"]
+        / per_scorer["floor"]["median_records_per_s"],
         "target": f">= {TARGET_RATIO}",
         "meets_target": ratio >= TARGET_RATIO,
-        "max_abs_logit_difference": child.payload["max_abs_logit_difference"],
-        "tokenize_pass_share_of_floor": median(child.payload["tokenize_pass_seconds"])
+        "max_abs_logit_difference": payload["max_abs_logit_difference"],
+        "tokenize_pass_share_of_floor": median(payload["tokenize_pass_seconds"])
         / per_scorer["floor"]["median_seconds"],
     }
-    return result
 
 
 def markdown(result: Payload) -> list[str]:
@@ -83,7 +98,8 @@ def markdown(result: Payload) -> list[str]:
     lines += [
         f"{summary['n_records']} texts, batch size {settings_['batch_size']}, "
         f"max_length {settings_['max_length']}, {settings_['repeats']} rounds after a warm-up; "
-        f"torch threads: {result['child']['payload']['torch_threads']}.",
+        f"torch threads: {result['child']['payload']['torch_threads']}; device "
+        f"{settings_.get('device', 'cpu')}.",
         "",
         "| scorer | records/s (median) | min | max | vs floor |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -96,10 +112,18 @@ def markdown(result: Payload) -> list[str]:
             f"{max(row['records_per_s']):.0f} | {row['median_records_per_s'] / floor:.2f}x |"
         )
     verdict = "met" if summary["meets_target"] else "NOT met"
+    paired = summary.get("paired_ratios")
     lines += [
         "",
-        f"leakgate / floor = **{summary['leakgate_over_floor']:.2f}** "
-        f"(target {summary['target']}: {verdict}); largest logit difference between "
+        f"leakgate / floor = **{summary['leakgate_over_floor']:.2f}**"
+        + (
+            f", the median of the {len(paired)} per-round ratios ({summary['rounds_at_target']} "
+            f"at or above the target; ratio of the unpaired medians "
+            f"{summary['ratio_of_unpaired_medians']:.2f})"
+            if paired
+            else ""
+        )
+        + f" (target {summary['target']}: {verdict}); largest logit difference between "
         f"leakgate and the floor: {summary['max_abs_logit_difference']:.2e}.",
         f"One tokenizer pass over all texts takes "
         f"{summary['tokenize_pass_share_of_floor']:.0%} of the floor's time on this model, "
@@ -126,7 +150,7 @@ def _throughput(spec: Payload) -> Payload:
     target = spec["target"]
     texts = [r["text"] for r in read_jsonl(target["members"])]
     texts += [r["text"] for r in read_jsonl(target["non_members"])]
-    classifier = TextClassifier.load(target["model_dir"], device="cpu")
+    classifier = TextClassifier.load(target["model_dir"], device=spec.get("device", "cpu"))
     batch_size, max_length = spec["batch_size"], spec["max_length"]
 
     def leakgate() -> np.ndarray:
@@ -183,7 +207,8 @@ def floor_logits(
             for i, row in enumerate(rows):
                 ids[i, : len(row)] = torch.tensor(row)
                 mask[i, : len(row)] = 1
-            out[batch] = model(input_ids=ids, attention_mask=mask).logits.numpy()
+            ids, mask = ids.to(model.device), mask.to(model.device)
+            out[batch] = model(input_ids=ids, attention_mask=mask).logits.float().cpu().numpy()
     return out
 
 
@@ -204,7 +229,7 @@ def naive_logits(
                 max_length=max_length,
                 return_tensors="pt",
             )
-            parts.append(model(**encoded).logits.numpy())
+            parts.append(model(**encoded.to(model.device)).logits.float().cpu().numpy())
     return np.concatenate(parts)
 
 

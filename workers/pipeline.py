@@ -63,6 +63,7 @@ def run_pipeline(db_session: Session, audit_id: str, *, worker: str, settings: S
             n_records_at_risk=spec.records_at_risk,
             include_text=spec.include_text,
             reference_counts=reference_counts,
+            correct=signal_set.inputs.target.get("correct"),
         )
     report = outcome.report(
         target=signal_set.target,

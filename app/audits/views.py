@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import CurrentTenant, Offset, SessionDep
 from app.api.errors import API_ERRORS, error_responses
 from app.audits import service
+from app.audits.compare import AuditComparison, compare
 from app.audits.enums import AuditState
 from app.audits.schemas import AuditPage, AuditRead, AuditSpec
 from app.policies.enums import GateResult
@@ -94,6 +95,20 @@ def get_report(
         media_type=media_type,
         headers={"Content-Disposition": f'inline; filename="{audit_id}.{suffix}"'},
     )
+
+
+@router.get(
+    "/{audit_id}/compare/{other_id}",
+    response_model=AuditComparison,
+    responses=error_responses(404, 409),
+)
+def compare_audits(
+    audit_id: str, other_id: str, tenant: CurrentTenant, db_session: SessionDep
+) -> AuditComparison:
+    """What changed from audit `audit_id` to audit `other_id` (delta = other - this):
+    verdict, gate, each attack's AUC and TPR, the epsilon bound, utility and canaries.
+    404 unless both audits are yours; 409 unless both succeeded."""
+    return compare(db_session=db_session, tenant=tenant, audit_id=audit_id, other_id=other_id)
 
 
 @router.get("/{audit_id}/records.csv", response_class=Response, responses=error_responses(404, 409))

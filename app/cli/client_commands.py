@@ -452,6 +452,13 @@ def policy_set(
     max_epsilon: Annotated[
         float | None, typer.Option(help="Highest empirical epsilon lower bound.")
     ] = None,
+    max_canary_exposure_gap: Annotated[
+        float | None,
+        typer.Option(
+            help="Highest canary exposure gap in bits (inserted minus held-out mean "
+            "exposure); not measured without a canary set."
+        ),
+    ] = None,
     verdict_not_violation: Annotated[
         bool, typer.Option(help="Fail when the verdict is violation.")
     ] = True,
@@ -473,6 +480,7 @@ def policy_set(
         "max_auc": max_auc,
         "max_tpr_at_0_1pct_fpr": max_tpr_at_0_1pct_fpr,
         "max_epsilon_lower_bound": max_epsilon,
+        "max_canary_exposure_gap": max_canary_exposure_gap,
         "verdict_not_violation": verdict_not_violation,
         "no_inserted_canary_extracted": no_inserted_canary_extracted,
         "inconclusive": inconclusive.value,

@@ -65,8 +65,8 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
             p = tprs.get(fpr)
             if p is None:
                 return "-"
-            mark = "" if p["resolved"] else "*"
-            return f"{_pct(p['tpr'])}{mark}"
+            # An unresolved rate is an artefact of the sample size: said so, not a 0.0%.
+            return _pct(p["tpr"]) if p["resolved"] else "unresolved"
 
         ci = attack["auc_ci"]
         table.add_row(
@@ -82,7 +82,10 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
     first = report["attacks"][0]
     console.print(f"{first['n_members']} members, {first['n_non_members']} non-members")
     if any(not p["resolved"] for a in report["attacks"] for p in a["tpr_at_fpr"]):
-        console.print("[dim]* fewer non-members than 1/FPR: that point is not resolved[/]")
+        console.print(
+            "[dim]unresolved: fewer non-members than 1/FPR (0.1% FPR needs 1,000) cannot "
+            "measure that rate[/]"
+        )
     bound = report.get("epsilon_lower_bound")
     if bound:
         console.print(

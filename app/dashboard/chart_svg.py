@@ -15,6 +15,14 @@ from app.dashboard.roc_svg import PALETTE
 
 FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
 INK, MUTED, GRID, RED, BLUE = "#1f2329", "#4a505a", "#e3e6ea", "#b42318", "#0072B2"
+# Average advance of a character of the system sans at 12 px, for fitting labels.
+CHAR_W = 6.6
+
+
+def fit_text(text: str, room: float, size: float = 12.0) -> str:
+    """`text` shortened with an ellipsis to about `room` pixels at font `size`."""
+    fits = max(int(room / (CHAR_W * size / 12.0)), 4)
+    return text if len(text) <= fits else text[: fits - 1] + "…"
 
 
 def nice_max(value: float) -> float:
@@ -51,7 +59,10 @@ def epsilon_svg(bars: Sequence[BoundBar], *, claimed: float | None, width: int =
     """
     if not bars:
         raise ValueError("no bounds to draw")
-    left, right, top, row = 150.0, width - 110.0, 30.0, 30.0
+    # Room for the longest label (about 6.6 px a character at 12 px), within reason; a
+    # longer one is shortened with its full text in a tooltip, never cut by the frame.
+    label_room = min(max(CHAR_W * max(len(b.label) for b in bars) + 16, 110.0), width * 0.42)
+    left, right, top, row = label_room, width - 110.0, 34.0, 30.0
     bottom = top + row * len(bars)
     height = int(bottom + 44)
     high = nice_max(max([b.value for b in bars] + [claimed or 0.0, 0.1]) * 1.1)
@@ -82,7 +93,8 @@ def epsilon_svg(bars: Sequence[BoundBar], *, claimed: float | None, width: int =
         over = claimed is not None and bar.value > claimed
         parts.append(
             f'<text x="{left - 8:.1f}" y="{y + row / 2 + 4:.1f}" text-anchor="end" '
-            f'font-size="12" fill="{INK}">{escape(bar.label)}</text>'
+            f'font-size="12" fill="{INK}">{escape(fit_text(bar.label, left - 12))}'
+            f"<title>{escape(bar.label)}</title></text>"
             f'<rect class="bound{" over-claim" if over else ""}" x="{left:.1f}" '
             f'y="{y + 6:.1f}" width="{max(x(bar.value) - left, 1.0):.1f}" '
             f'height="{row - 12:.1f}" fill="{RED if over else BLUE}" rx="2">'
@@ -91,12 +103,20 @@ def epsilon_svg(bars: Sequence[BoundBar], *, claimed: float | None, width: int =
             f'fill="{INK}">ε ≥ {bar.value:.2f} ({bar.confidence * 100:g}%)</text>'
         )
     if claimed is not None:
+        # The label sits over the line, turned inwards near either edge so it is never cut.
+        text = f"claimed ε = {_num(round(claimed, 3))}"
+        half = CHAR_W * len(text) / 2
+        anchor = "middle"
+        if x(claimed) - half < 4:
+            anchor = "start"
+        elif x(claimed) + half > width - 4:
+            anchor = "end"
         parts.append(
             f'<line class="claimed" x1="{x(claimed):.1f}" y1="{top - 10:.1f}" '
             f'x2="{x(claimed):.1f}" y2="{bottom + 4:.1f}" stroke="{RED}" stroke-width="2" '
-            f'stroke-dasharray="6 4"/><text x="{x(claimed):.1f}" y="{top - 14:.1f}" '
-            f'text-anchor="middle" font-size="12" fill="{RED}">claimed ε = '
-            f"{_num(round(claimed, 3))}</text>"
+            f'stroke-dasharray="6 4"/><text class="claimed-label" x="{x(claimed):.1f}" '
+            f'y="{top - 16:.1f}" text-anchor="{anchor}" font-size="12" fill="{RED}">'
+            f"{escape(text)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -120,12 +140,14 @@ def trend_svg(
     y_max: float | None = None,
     width: int = 360,
     height: int = 200,
+    empty_note: str = "nothing measured",
 ) -> str:
     """A small line chart over audits in time order (x: one step per audit, labelled by
-    version), y from 0, one path per series with a dot per measured point."""
+    version), y from 0, one path per series with a dot per measured point; `empty_note` is
+    written across a chart where no audit measured anything."""
     left, right, top, bottom = 46.0, width - 12.0, 40.0, height - 30.0
     measured = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
-    high = y_max if y_max is not None else nice_max(max(measured, default=1.0) * 1.1)
+    high = y_max if y_max is not None else nice_max(max(measured, default=0.9) * 1.1)
     n = len(x_labels)
 
     def x(i: int) -> float:
@@ -138,8 +160,8 @@ def trend_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="trend-chart" viewBox="0 0 {width} '
         f'{height}" width="{width}" height="{height}" role="img" {FONT} '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="{left:.1f}" y="14" font-size="13" font-weight="600" fill="{INK}">'
-        f"{escape(title)}</text>",
+        f'<text class="chart-title" x="8" y="14" font-size="{_title_size(title, width)}" '
+        f'font-weight="600" fill="{INK}">{escape(title)}</text>',
     ]
     for tick in linear_ticks(high, count=4):
         parts.append(
@@ -151,11 +173,20 @@ def trend_svg(
     every = max(1, math.ceil(n / 8))
     for i, label in enumerate(x_labels):
         if i % every == 0 or i == n - 1:
+            # The end labels lie on the plot's edges: anchored inwards so none is cut.
+            anchor = "middle" if n == 1 or 0 < i < n - 1 else ("start" if i == 0 else "end")
             parts.append(
-                f'<text x="{x(i):.1f}" y="{bottom + 16:.1f}" text-anchor="middle" '
-                f'font-size="10" fill="{MUTED}">{escape(label[:12])}</text>'
+                f'<text class="x-label" x="{x(i):.1f}" y="{bottom + 16:.1f}" '
+                f'text-anchor="{anchor}" font-size="10" fill="{MUTED}">'
+                f"{escape(fit_text(label, 84, 10))}<title>{escape(label)}</title></text>"
             )
-    legend_x = left
+    if not measured:
+        parts.append(
+            f'<text class="empty-note" x="{(left + right) / 2:.1f}" '
+            f'y="{(top + bottom) / 2:.1f}" text-anchor="middle" font-size="11" '
+            f'fill="{MUTED}">{escape(fit_text(empty_note, right - left - 8, 11))}</text>'
+        )
+    legend_x = 8.0
     for k, line in enumerate(series):
         colour = RED if line.dashed else PALETTE[k % len(PALETTE)]
         dash = ' stroke-dasharray="5 3"' if line.dashed else ""
@@ -185,6 +216,96 @@ def trend_svg(
             f'stroke="{colour}" stroke-width="2"{dash}/><text x="{legend_x + 20:.1f}" y="31" '
             f'font-size="10" fill="{INK}">{escape(line.label)}</text>'
         )
-        legend_x += 30 + 6 * len(line.label)
+        legend_x += 30 + CHAR_W * 10 / 12 * len(line.label)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _title_size(title: str, width: int) -> str:
+    """A chart title's font size: 13 px, smaller (down to 10) when it would pass the edge."""
+    room = width - 16
+    size = 13.0
+    while size > 10 and CHAR_W * 1.08 * size / 12 * len(title) > room:
+        size -= 0.5
+    return f"{size:g}"
+
+
+def xy_svg(
+    title: str,
+    points: Sequence[tuple[float, float]],
+    *,
+    x_title: str,
+    fmt_y: Callable[[float], str] = _num,
+    y_max: float | None = None,
+    width: int = 360,
+    height: int = 220,
+) -> str:
+    """Points on a numeric x axis (log when the values span 20x or more), joined in x order:
+    a trade-off curve, where equal steps between audits would misstate the distances."""
+    if not points:
+        raise ValueError("no points to draw")
+    ordered = sorted(points)
+    xs = [p[0] for p in ordered]
+    if any(not math.isfinite(v) or v <= 0 for v in xs):
+        raise ValueError("x values must be positive and finite")
+    log = max(xs) / min(xs) >= 20
+    left, right, top, bottom = 46.0, width - 16.0, 30.0, height - 46.0
+    if log:
+        low = 10.0 ** math.floor(math.log10(min(xs)))
+        high_x = 10.0 ** math.ceil(math.log10(max(xs)))
+        x_ticks = [10.0**k for k in range(round(math.log10(low)), round(math.log10(high_x)) + 1)]
+
+        def x(value: float) -> float:
+            return left + math.log10(value / low) / math.log10(high_x / low) * (right - left)
+
+    else:
+        high_x = nice_max(max(xs) * 1.05)
+        x_ticks = linear_ticks(high_x, count=5)
+
+        def x(value: float) -> float:
+            return left + value / high_x * (right - left)
+
+    measured = [p[1] for p in ordered if math.isfinite(p[1])]
+    high = y_max if y_max is not None else nice_max(max(measured, default=1.0) * 1.1)
+
+    def y(value: float) -> float:
+        return bottom - max(0.0, min(value, high)) / high * (bottom - top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend-chart xy-chart" '
+        f'data-x-scale="{"log" if log else "linear"}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" {FONT} aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>",
+        f'<text class="chart-title" x="8" y="14" font-size="{_title_size(title, width)}" '
+        f'font-weight="600" fill="{INK}">{escape(title)}</text>',
+    ]
+    for tick in linear_ticks(high, count=4):
+        parts.append(
+            f'<line class="grid" x1="{left:.1f}" y1="{y(tick):.1f}" x2="{right:.1f}" '
+            f'y2="{y(tick):.1f}" stroke="{GRID}"/><text x="{left - 6:.1f}" '
+            f'y="{y(tick) + 4:.1f}" text-anchor="end" font-size="10" fill="{MUTED}">'
+            f"{escape(fmt_y(tick))}</text>"
+        )
+    for i, tick in enumerate(x_ticks):
+        anchor = "start" if i == 0 else ("end" if i == len(x_ticks) - 1 else "middle")
+        parts.append(
+            f'<line class="grid" x1="{x(tick):.1f}" y1="{top:.1f}" x2="{x(tick):.1f}" '
+            f'y2="{bottom + 4:.1f}" stroke="{GRID}"/><text class="x-tick" x="{x(tick):.1f}" '
+            f'y="{bottom + 16:.1f}" text-anchor="{anchor}" font-size="10" fill="{MUTED}">'
+            f"{_num(tick)}</text>"
+        )
+    parts.append(
+        f'<text x="{(left + right) / 2:.1f}" y="{height - 10}" text-anchor="middle" '
+        f'font-size="11" fill="{INK}">{escape(x_title)}{" (log scale)" if log else ""}</text>'
+    )
+    d = " ".join(
+        f"{'M' if j == 0 else 'L'}{x(px):.1f},{y(py):.1f}" for j, (px, py) in enumerate(ordered)
+    )
+    parts.append(f'<path class="trend" d="{d}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
+    for px, py in ordered:
+        parts.append(
+            f'<circle class="point" cx="{x(px):.1f}" cy="{y(py):.1f}" r="3.5" fill="{BLUE}">'
+            f"<title>ε {_num(round(px, 3))}: {escape(fmt_y(py))}</title></circle>"
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -14,10 +14,24 @@ from pydantic import BaseModel
 
 from app.dashboard.chart_svg import BoundBar, epsilon_svg
 from app.dashboard.formatting import fmt_auc, fmt_eps, fmt_pct
+from app.dashboard.histogram_svg import histogram_svg
 from app.dashboard.roc_svg import Curve, roc_svg
 from app.dashboard.summary import LOW_FPR
-from app.reporting.common import RECORDS_SHOWN, evidence_lines
-from attacks.report import AttackMetrics, EpsilonBound, LeakageReport, RecordAtRisk, TprAtFpr
+from app.reporting.common import (
+    RECORDS_SHOWN,
+    canary_lines,
+    claim_source,
+    evidence_lines,
+    unresolved_text,
+)
+from attacks.report import (
+    AttackMetrics,
+    EpsilonBound,
+    LeakageReport,
+    RecordAtRisk,
+    SliceMetrics,
+    TprAtFpr,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,72 @@ class ReportView:
     epsilon_chart: Markup | None
     canaries: CanaryView | None
     evidence: list[str]
+    histograms: list[Markup]
+    slices: SlicesView | None
+    claim_source: str | None
+    canary_lines: list[str]
+
+
+@dataclass(frozen=True)
+class SliceRow:
+    """One slice (a class, or correct/incorrect predictions) with a cell per attack."""
+
+    feature: str
+    value: str
+    n_members: int
+    n_non_members: int
+    cells: list[SliceMetrics | None]
+    most_vulnerable: bool
+
+
+@dataclass(frozen=True)
+class SlicesView:
+    """The slices table: attacks as columns, slices as rows, the worst class marked."""
+
+    attacks: list[str]
+    rows: list[SliceRow]
+    min_records: int
+    most_vulnerable_class: str | None
+    most_vulnerable_attack: str | None
+    note: str
+
+
+def slices_view(report: LeakageReport) -> SlicesView | None:
+    """Group the report's slice metrics into rows; None when the report has no slices."""
+    slices = report.slices
+    if slices is None or not slices.results:
+        return None
+    attacks = list(dict.fromkeys(r.attack for r in slices.results))
+    keyed: dict[tuple[str, str], dict[str, SliceMetrics]] = {}
+    for result in slices.results:
+        keyed.setdefault((result.feature, result.value), {})[result.attack] = result
+    rows = []
+    for (feature, value), by_attack in keyed.items():
+        first = next(iter(by_attack.values()))
+        rows.append(
+            SliceRow(
+                feature=feature,
+                value=value,
+                n_members=first.n_members,
+                n_non_members=first.n_non_members,
+                cells=[by_attack.get(name) for name in attacks],
+                most_vulnerable=feature == "class" and value == slices.most_vulnerable_class,
+            )
+        )
+    note = ""
+    if slices.n_classes > slices.n_classes_sliced:
+        note = (
+            f"The {slices.n_classes_sliced} largest of {slices.n_classes} classes are shown; "
+            "the rest are in no slice."
+        )
+    return SlicesView(
+        attacks=attacks,
+        rows=rows,
+        min_records=slices.min_records,
+        most_vulnerable_class=slices.most_vulnerable_class,
+        most_vulnerable_attack=slices.most_vulnerable_attack,
+        note=note,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +167,11 @@ def build_report_view(report: LeakageReport) -> ReportView:
         epsilon_chart=epsilon_chart(report),
         canaries=canary_view(report),
         evidence=evidence_lines(report),
+        # histogram_svg escapes every piece of text it writes.
+        histograms=[Markup(histogram_svg(h)) for h in report.score_histograms],
+        slices=slices_view(report),
+        claim_source=claim_source(report),
+        canary_lines=canary_lines(report),
     )
 
 
@@ -149,8 +234,8 @@ def plain_verdict(report: LeakageReport) -> str:
         low = "its rate at 0.1% false positives was not measured"
     elif not point.resolved:
         low = (
-            f"{strongest.n_non_members:,} non-members are too few to measure its rate at "
-            "0.1% false positives"
+            f"its rate at 0.1% false positives is {unresolved_text(point.fpr)}: "
+            f"{strongest.n_non_members:,} non-members are too few to measure it"
         )
     else:
         low = f"it finds {fmt_pct(point.tpr)} of members while flagging 0.1% of non-members"

@@ -14,6 +14,12 @@ from html import escape
 
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+# Curves that coincide (loss and confidence rank records almost alike) must stay apart: each
+# gets its own dash pattern and marker shape besides its colour, repeated in the legend.
+DASHES = ("", "9 5", "2 4", "12 4 3 4", "6 3", "1 3", "14 6")
+MARKERS = ("circle", "square", "triangle", "diamond", "cross", "circle", "square")
+# Markers sit at these FPRs (and at each curve's end), so a hidden curve still shows its dots.
+MARKER_FPRS = (0.001, 0.01, 0.1, 0.3)
 
 
 @dataclass(frozen=True)
@@ -112,14 +118,58 @@ def roc_svg(
         'stroke-dasharray="5 4"/>'
     )
     for i, curve in enumerate(curves):
+        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f'<path class="roc" d="{_path_data(frame, curve)}" fill="none" '
-            f'stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="2" stroke-linejoin="round">'
-            f"<title>{escape(curve.label)}</title></path>"
+            f'<path class="roc" data-dash="{dash or "solid"}" d="{_path_data(frame, curve)}" '
+            f'fill="none" stroke="{colour}" stroke-width="2" stroke-linejoin="round"'
+            f"{dash_attr}><title>{escape(curve.label)}</title></path>"
         )
+        for fpr, tpr in _marker_points(curve, frame.x_min):
+            parts.append(marker(MARKERS[i % len(MARKERS)], frame.x(fpr), frame.y(tpr), colour, i))
     parts += _legend(frame, [c.label for c in curves])
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _marker_points(curve: Curve, x_min: float) -> list[tuple[float, float]]:
+    """The curve's TPR at each marker FPR it reaches (its best point at or below it)."""
+    out = []
+    for target in MARKER_FPRS:
+        if target < x_min:
+            continue
+        best = [t for f, t in zip(curve.fpr, curve.tpr, strict=True) if f <= target * (1 + 1e-9)]
+        if best:
+            out.append((target, max(best)))
+    return out
+
+
+def marker(shape: str, x: float, y: float, colour: str, index: int, size: float = 4.5) -> str:
+    """A small marker shape, offset a little per curve so identical points stay visible."""
+    x += (index % 3 - 1) * 2.0
+    common = f'class="marker marker-{shape}" fill="{colour}" stroke="#fff" stroke-width="0.8"'
+    if shape == "square":
+        return (
+            f'<rect {common} x="{x - size:.1f}" y="{y - size:.1f}" width="{2 * size:.1f}" '
+            f'height="{2 * size:.1f}"/>'
+        )
+    if shape == "triangle":
+        return (
+            f'<polygon {common} points="{x:.1f},{y - size * 1.2:.1f} {x - size:.1f},'
+            f'{y + size * 0.8:.1f} {x + size:.1f},{y + size * 0.8:.1f}"/>'
+        )
+    if shape == "diamond":
+        return (
+            f'<polygon {common} points="{x:.1f},{y - size * 1.2:.1f} {x + size:.1f},{y:.1f} '
+            f'{x:.1f},{y + size * 1.2:.1f} {x - size:.1f},{y:.1f}"/>'
+        )
+    if shape == "cross":
+        return (
+            f'<path class="marker marker-cross" d="M{x - size:.1f},{y - size:.1f} '
+            f"L{x + size:.1f},{y + size:.1f} M{x - size:.1f},{y + size:.1f} "
+            f'L{x + size:.1f},{y - size:.1f}" stroke="{colour}" stroke-width="2"/>'
+        )
+    return f'<circle {common} cx="{x:.1f}" cy="{y:.1f}" r="{size:.1f}"/>'
 
 
 def _path_data(frame: LogLogFrame, curve: Curve) -> str:
@@ -173,7 +223,7 @@ def _axis_titles(frame: LogLogFrame, height: int) -> list[str]:
 def _legend(frame: LogLogFrame, labels: list[str]) -> list[str]:
     """Bottom-right of the plot: below the chance line, where ROC curves never go."""
     rows = [*labels, "chance (TPR = FPR)"]
-    line_h, box_w = 18.0, 12 + 7.0 * max(len(label) for label in rows) + 30
+    line_h, box_w = 18.0, 12 + 6.4 * max(len(label) for label in rows) + 36
     x0 = frame.right - box_w - 8
     y0 = frame.bottom - line_h * len(rows) - 12
     out = [
@@ -185,12 +235,15 @@ def _legend(frame: LogLogFrame, labels: list[str]) -> list[str]:
         y = y0 + 4 + line_h * i + line_h / 2
         chance = i == len(labels)
         colour = "#8a8f98" if chance else PALETTE[i % len(PALETTE)]
-        dash = ' stroke-dasharray="5 4"' if chance else ""
-        width = 1 if chance else 3
+        pattern = "5 4" if chance else DASHES[i % len(DASHES)]
+        dash = f' stroke-dasharray="{pattern}"' if pattern else ""
+        width = 1 if chance else 2.5
         out.append(
-            f'<line x1="{x0 + 8:.1f}" y1="{y:.1f}" x2="{x0 + 30:.1f}" y2="{y:.1f}" '
-            f'stroke="{colour}" stroke-width="{width}"{dash}/>'
-            f'<text x="{x0 + 36:.1f}" y="{y + 4:.1f}" font-size="11" fill="#1f2329">'
+            f'<line class="legend-line" x1="{x0 + 6:.1f}" y1="{y:.1f}" x2="{x0 + 32:.1f}" '
+            f'y2="{y:.1f}" stroke="{colour}" stroke-width="{width}"{dash}/>'
+            f'<text x="{x0 + 38:.1f}" y="{y + 4:.1f}" font-size="11" fill="#1f2329">'
             f"{escape(label)}</text>"
         )
+        if not chance:
+            out.append(marker(MARKERS[i % len(MARKERS)], x0 + 19, y, colour, 1, size=3.5))
     return out

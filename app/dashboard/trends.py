@@ -10,7 +10,7 @@ from typing import Protocol
 from markupsafe import Markup
 
 from app.audits.schemas import AuditRead
-from app.dashboard.chart_svg import Series, trend_svg
+from app.dashboard.chart_svg import Series, trend_svg, xy_svg
 from app.dashboard.formatting import fmt_pct
 from app.dashboard.summary import KeyNumbers
 
@@ -45,8 +45,15 @@ def model_trends(rows: Sequence[_Row]) -> list[Markup]:
         trend_svg(
             "TPR at 0.1% FPR",
             labels,
-            [Series("members found", [n.tpr_at_low_fpr for n in numbers])],
+            # An unresolved rate (fewer than 1000 non-members) is no point to plot.
+            [
+                Series(
+                    "members found",
+                    [n.tpr_at_low_fpr if n.tpr_at_low_fpr_resolved else None for n in numbers],
+                )
+            ],
             fmt=lambda v: fmt_pct(v),
+            empty_note="unresolved: each audit had < 1,000 non-members",
         ),
         trend_svg(
             "Epsilon: lower bound vs claim",
@@ -75,22 +82,22 @@ def model_trends(rows: Sequence[_Row]) -> list[Markup]:
 
 
 def privacy_utility(rows: Sequence[_Row]) -> str | None:
-    """Accuracy against the claimed epsilon, audits in order of their claim: the trade-off a
-    series of DP trainings of one model draws. None below two audits with claim and accuracy."""
-    points = sorted(
-        (
-            (row.audit.claimed_epsilon, row.numbers.accuracy)
-            for row in rows
-            if row.audit.claimed_epsilon is not None and row.numbers.accuracy is not None
-        ),
-        key=lambda point: point[0],
-    )
+    """Accuracy against the claimed epsilon on a numeric epsilon axis (log when the claims
+    span 20x or more): the trade-off a series of DP trainings of one model draws. None below
+    two audits with claim and accuracy."""
+    points = [
+        (row.audit.claimed_epsilon, row.numbers.accuracy)
+        for row in rows
+        if row.audit.claimed_epsilon is not None
+        and row.audit.claimed_epsilon > 0
+        and row.numbers.accuracy is not None
+    ]
     if len(points) < 2:
         return None
-    return trend_svg(
+    return xy_svg(
         "Privacy-utility: accuracy by claimed epsilon",
-        [f"eps {claim:.3g}" for claim, _ in points],
-        [Series("accuracy", [accuracy for _, accuracy in points])],
+        points,
+        x_title="claimed ε",
         y_max=1.0,
-        fmt=lambda v: f"{v * 100:.0f}%",
+        fmt_y=lambda v: f"{v * 100:.0f}%",
     )

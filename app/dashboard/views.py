@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.api.deps import Offset, SessionDep
 from app.audits import service
+from app.audits.compare import compare
 from app.audits.models import FINAL_STATES, STATES, Audit, Report
 from app.audits.schemas import AuditRead, GateResult
 from app.core.errors import Forbidden, NotFound, Unauthorized
@@ -407,6 +408,20 @@ def model_page(
         "trends": model_trends(rows),
     }
     return _page(request, "model.html", context, tenant=tenant)
+
+
+@router.get("/dashboard/compare")
+def compare_page(
+    request: Request,
+    tenant: DashboardTenant,
+    db_session: SessionDep,
+    a: Annotated[str, Query(min_length=1, max_length=64)],
+    b: Annotated[str, Query(min_length=1, max_length=64)],
+) -> HTMLResponse:
+    """Two succeeded audits side by side (usually two versions of one model): what changed,
+    attack by attack, with the verdict, the gate, epsilon and utility."""
+    comparison = compare(db_session=db_session, tenant=tenant, audit_id=a, other_id=b)
+    return _page(request, "compare.html", {"c": comparison}, tenant=tenant)
 
 
 def _load_report(db_session: Session, audit: Audit) -> tuple[ReportView | None, str | None]:

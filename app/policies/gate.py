@@ -28,6 +28,8 @@ def evaluate(rules: PolicyRules, report: dict[str, Any]) -> tuple[GateResult, li
         reasons.append(_max_tpr(report, rules.max_tpr_at_0_1pct_fpr))
     if rules.max_epsilon_lower_bound is not None:
         reasons.append(_max_epsilon(report, rules.max_epsilon_lower_bound))
+    if rules.max_canary_exposure_gap is not None:
+        reasons.append(_max_exposure_gap(report, rules.max_canary_exposure_gap))
     failed = any(r.status == RuleStatus.FAIL for r in reasons)
     gate = GateResult.FAIL if failed else GateResult.PASS
     return gate, reasons
@@ -201,5 +203,39 @@ def _max_epsilon(report: dict[str, Any], limit: float) -> GateReason:
             f"empirical epsilon >= {value:.3f} at {bound['confidence']:.0%} confidence "
             f"({bound['n_eval_members']}+{bound['n_eval_non_members']} evaluation records) "
             f"{'>' if value > limit else '<='} limit {limit:g}"
+        ),
+    )
+
+
+def _max_exposure_gap(report: dict[str, Any], limit: float) -> GateReason:
+    """Mean exposure of inserted canaries minus held-out ones (bits): how much higher the model
+    ranks secrets it trained on than unseen ones, with chance (the held-out ones) subtracted."""
+    summary = (report.get("canaries") or {}).get("summary") or {}
+    inserted = summary.get("mean_exposure_inserted")
+    held_out = summary.get("mean_exposure_held_out")
+    if inserted is None or held_out is None:
+        why = (
+            "the audit used no canary set"
+            if not summary
+            else "the canary set has no exposure for both inserted and held-out canaries"
+        )
+        return GateReason(
+            rule="max_canary_exposure_gap",
+            status=RuleStatus.NOT_MEASURED,
+            measured=None,
+            limit=limit,
+            message=f"not measured: {why}",
+        )
+    gap = inserted - held_out
+    over = gap > limit
+    return GateReason(
+        rule="max_canary_exposure_gap",
+        status=RuleStatus.FAIL if over else RuleStatus.PASS,
+        measured=gap,
+        limit=limit,
+        message=(
+            f"canary exposure gap {gap:.2f} bits (inserted {inserted:.2f}, held out "
+            f"{held_out:.2f}; {summary.get('n_inserted', '?')}+{summary.get('n_held_out', '?')} "
+            f"canaries) {'>' if over else '<='} limit {limit:g}"
         ),
     )

@@ -15,6 +15,7 @@ RuleName = Literal[
     "max_auc",
     "max_tpr_at_0_1pct_fpr",
     "max_epsilon_lower_bound",
+    "max_canary_exposure_gap",
 ]
 
 
@@ -46,6 +47,13 @@ class PolicyRules(BaseModel):
     )
     max_epsilon_lower_bound: float | None = Field(
         default=None, ge=0, description="highest empirical epsilon lower bound"
+    )
+    max_canary_exposure_gap: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="highest mean exposure of inserted canaries minus held-out ones, in bits "
+        "(each bit: the trained secrets ranked twice as high as unseen ones)",
     )
 
 

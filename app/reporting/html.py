@@ -11,7 +11,8 @@ from markupsafe import Markup
 
 from app.audits.schemas import AuditRead
 from app.dashboard.formatting import FILTERS
-from app.dashboard.report_view import epsilon_chart, roc_chart
+from app.dashboard.histogram_svg import histogram_svg
+from app.dashboard.report_view import epsilon_chart, roc_chart, slices_view
 from app.reporting import common
 from app.reporting.common import RECORDS_SHOWN
 from attacks.report import LeakageReport
@@ -56,8 +57,13 @@ def render_html(audit: AuditRead, report: LeakageReport) -> str:
             has_unresolved=any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr),
             epsilon_line=common.epsilon_line(report),
             evidence=common.evidence_lines(report),
+            claim_source=common.claim_source(report),
+            canary_lines=common.canary_lines(report),
             chart=_inline(roc_chart(report.attacks)),
             epsilon_chart=_inline(epsilon_chart(report)),
+            # histogram_svg escapes every piece of text it writes.
+            histograms=[_inline(Markup(histogram_svg(h))) for h in report.score_histograms],
+            slices=slices_view(report),
             records=report.records_at_risk[:RECORDS_SHOWN],
         )
     )

@@ -7,6 +7,8 @@ from app.dashboard.formatting import fmt_target
 from app.reporting.common import (
     RULE_TITLES,
     auc_cell,
+    canary_lines,
+    claim_source,
     epsilon_line,
     escape_md,
     evidence_lines,
@@ -59,10 +61,46 @@ def render_markdown(audit: AuditRead, report: LeakageReport) -> str:
         for a in report.attacks
     ]
     if any(not p.resolved for a in report.attacks for p in a.tpr_at_fpr):
-        lines += ["", "\\* too few non-members to resolve that FPR (needs at least 1/FPR)."]
+        lines += [
+            "",
+            "Unresolved: too few non-members to measure that FPR (it needs at least 1/FPR); "
+            "no rate is given rather than a misleading 0%.",
+        ]
     bound = epsilon_line(report)
     if bound:
         lines += ["", bound[0].upper() + bound[1:] + "."]
+    slices = report.slices
+    if slices is not None and slices.most_vulnerable_class is not None:
+        worst = next(
+            r
+            for r in slices.results
+            if r.feature == "class"
+            and r.value == slices.most_vulnerable_class
+            and r.attack == slices.most_vulnerable_attack
+        )
+        assert worst.auc is not None
+        lines += [
+            "",
+            f"Most vulnerable class: {escape_md(worst.value)} ({worst.attack} AUC "
+            f"{worst.auc:.3f} on {worst.n_members}+{worst.n_non_members} records).",
+        ]
+    source = claim_source(report)
+    if source:
+        lines += ["", f"Claimed epsilon {verdict.claimed_epsilon:.3g}: {source}."]
     lines += [line for text in evidence_lines(report) for line in ("", text)]
+    if report.canaries is not None:
+        summary = report.canaries.summary
+        lines += [
+            "",
+            f"### Canaries ({summary.n_inserted} inserted, {summary.n_held_out} held out)",
+        ]
+        lines += [line for text in canary_lines(report) for line in ("", text)]
+        if summary.one_run_bound is not None:
+            one_run = summary.one_run_bound
+            lines += [
+                "",
+                f"One-run bound from the canaries: epsilon >= {one_run.value:.3g} at "
+                f"{one_run.confidence:.0%} confidence.",
+            ]
     lines += ["", f"Audit `{audit.id}`."]
     return "\n".join(lines) + "\n"

@@ -85,13 +85,18 @@ def epsilon_from_guesses(*, m: int, r: int, v: int, delta: float, confidence: fl
 
 
 def default_guess_counts(m: int) -> list[tuple[int, int]]:
-    """A few guess-set sizes tried by default (each costs a share of the confidence).
+    """The guess sets tried by default (each costs a share of the confidence).
 
-    Strong leakage is best shown with few, confident guesses; weak leakage needs many. The
-    paper finds guessing on both tails about as good as one, so k+ = k-.
+    Strong leakage is best shown with few, confident guesses; weak leakage needs many. Each
+    size is tried on both tails (k+ = k-) and on each tail alone: a model that memorises fits
+    its members and most non-members alike, so its leak often sits in one tail only (the
+    mislabelled non-members it gets wrong), which a two-tailed set dilutes. Any guess set
+    fixed before looking at membership is valid for the theorem.
     """
     sizes = sorted({max(1, round(m * share)) for share in (0.02, 0.05, 0.1, 0.2)})
-    return [(k, k) for k in sizes if 2 * k <= m]
+    both = [(k, k) for k in sizes if 2 * k <= m]
+    one_tail = [(k, 0) for k in sizes if k <= m] + [(0, k) for k in sizes if k <= m]
+    return both + one_tail
 
 
 def one_run_epsilon_lower_bound(

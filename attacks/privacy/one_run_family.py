@@ -170,11 +170,20 @@ def fdp_bound(
     same_ranking: str | None = None,
     seed: int = 0,
 ) -> EpsilonBound:
-    """The f-DP (Gaussian) one-run bound as one member of the family."""
+    """The f-DP (Gaussian) one-run bound as one member of the family.
+
+    Guesses are tried on each tail: "member" for the highest scores, and "non-member" for the
+    lowest (the same audit with the roles swapped and the scores negated, sound because DP
+    bounds both directions of a neighbouring pair). The two halve this bound's share of alpha.
+    """
     truth = np.asarray(inserted, dtype=bool).ravel()
     values = np.asarray(scores, dtype=np.float64).ravel()
-    share = 1 - (1 - confidence) / n_tests
-    raw = fdp_one_run_bound(values[truth], values[~truth], delta=delta, confidence=share, seed=seed)
+    share = 1 - (1 - confidence) / (2 * n_tests)
+    top = fdp_one_run_bound(values[truth], values[~truth], delta=delta, confidence=share, seed=seed)
+    bottom = fdp_one_run_bound(
+        -values[~truth], -values[truth], delta=delta, confidence=share, seed=seed
+    )
+    raw, tail = (top, "top") if top.mu >= bottom.mu else (bottom, "bottom")
     return EpsilonBound(
         method="fdp-one-run",
         source=source,
@@ -191,7 +200,8 @@ def fdp_bound(
             "n_guesses": raw.n_guesses,
             "n_correct": raw.n_correct,
             "n_candidates": raw.n_candidates,
-            "guess_sets_tried": raw.n_tests,
+            "guess_sets_tried": 2 * raw.n_tests,
+            "tail": tail,
             "evidence": evidence,
             "same_ranking": same_ranking,
         },

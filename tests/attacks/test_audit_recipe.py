@@ -90,6 +90,7 @@ def test_duplicated_members_do_not_turn_an_exact_dp_mechanism_into_a_violation(s
     assert {b.method for b in outcome.bounds} == {"one-run", "fdp-one-run"}
 
 
+@pytest.mark.slow  # fits scikit-learn models over many shuffles
 def test_members_and_non_members_from_different_distributions_are_inconclusive():
     """Clean members, noisy non-members, scored by a model trained on neither: the score
     follows the text's cleanliness, not membership."""

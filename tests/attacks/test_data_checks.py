@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from attacks.blind_baseline import blind_baseline
 from attacks.data import Record
@@ -51,6 +52,7 @@ def test_prediction_records_are_checked_by_id():
     assert clean.section.duplicate_members.count == 1 and clean.section.in_both.count == 0
 
 
+@pytest.mark.slow  # fits scikit-learn models over many shuffles
 def test_blind_baseline_tells_different_sources_apart_and_not_one_source():
     rng = np.random.default_rng(0)
     words = ["set", "an", "alarm", "play", "music", "book", "a", "table", "for", "two"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from attacks.lm_signals import LM_SIGNAL_DIRECTION, TokenStats, lm_signals, lowest_mean
+from attacks.targets import causal_lm
 from attacks.targets.causal_lm import SIGMA_EPSILON, token_statistics_from_logits
 
 NEG_INF = float("-inf")
@@ -99,6 +100,26 @@ def test_left_padding_is_ignored_too():
     expected = _expected_statistics(LOGITS[0], [1, 0, 3], 3)
     for got, want in zip(rows[0], expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "attention",
+    [ATTENTION, [[1, 1, 0, 1, 1], [0, 1, 1, 1, 1]]],
+    ids=["contiguous", "with-a-hole"],
+)
+def test_blocks_of_positions_give_what_one_pass_gives(monkeypatch, attention):
+    """On the CPU each row is reduced in blocks of positions (views when the predicted
+    positions are contiguous, copies when a hole splits them); blocks of two must agree with
+    one block per row, -inf entries included."""
+    logits = torch.tensor(LOGITS, dtype=torch.float64)
+    ids, mask = torch.tensor(INPUT_IDS), torch.tensor(attention)
+    whole = token_statistics_from_logits(logits, ids, mask)
+    monkeypatch.setattr(causal_lm, "_BLOCK_ELEMENTS", 2 * logits.shape[-1])
+    blocked = token_statistics_from_logits(logits, ids, mask)
+    for whole_row, blocked_row in zip(whole, blocked, strict=True):
+        for got, want in zip(blocked_row, whole_row, strict=True):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_sigma_is_floored_for_a_certain_prediction():

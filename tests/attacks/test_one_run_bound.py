@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from attacks.privacy.one_run import (
+    default_guess_counts,
     epsilon_from_guesses,
     one_run_epsilon_lower_bound,
     p_value,
@@ -87,9 +88,10 @@ def test_choosing_among_guess_sets_costs_confidence() -> None:
     scores, inserted = randomized_response_canaries(rng, 2000, 3.0)
     fixed = one_run_epsilon_lower_bound(scores, inserted, delta=0.0, k_pos=200, k_neg=200)
     searched = one_run_epsilon_lower_bound(scores, inserted, delta=0.0)
-    assert fixed.n_tests == 1 and searched.n_tests == 4
+    n_sets = len(default_guess_counts(len(scores)))
+    assert fixed.n_tests == 1 and searched.n_tests == n_sets == 12
     same_k = epsilon_from_guesses(
-        m=2000, r=400, v=fixed.n_correct, delta=0.0, confidence=1 - 0.05 / 4
+        m=2000, r=400, v=fixed.n_correct, delta=0.0, confidence=1 - 0.05 / n_sets
     )
     assert same_k < fixed.value
 

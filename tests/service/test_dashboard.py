@@ -177,8 +177,8 @@ def test_succeeded_audit_shows_the_report(client, auth, api_key, uploaded):
         assert f"<strong>{attack.name}</strong>" in html
         assert f"{attack.auc:.3f}" in html
         assert f"[{attack.auc_ci.low:.3f}, {attack.auc_ci.high:.3f}]" in html
-    # 200 non-members cannot measure 0.1% FPR: marked, with its footnote.
-    assert "Not resolved" in html and 'title="not resolved"' in html
+    # 200 non-members cannot measure 0.1% FPR: said so instead of a headline 0.0%.
+    assert "Not resolved" in html and "unresolved" in html and "&lt; 1,000 non-members" in html
     assert "TPR @ 0.1% FPR" in html and "TPR @ 10% FPR" in html
     assert 'http-equiv="refresh"' not in html and "/cancel" not in html
     assert f'href="/dashboard/audits/{audit_id}/report.json"' in html
@@ -189,8 +189,10 @@ def test_succeeded_audit_shows_the_report(client, auth, api_key, uploaded):
     svg = re.search(r"<svg.*?</svg>", html, re.DOTALL)
     assert svg is not None
     root = ET.fromstring(svg.group(0))
-    paths = root.findall(f".//{SVG_NS}path")
-    assert len(paths) == len(report.attacks) == html.count("<path")
+    paths = root.findall(f".//{SVG_NS}path[@class='roc']")
+    assert len(paths) == len(report.attacks) == html.count('<path class="roc"')
+    # One score histogram per attack besides the ROC chart.
+    assert html.count('class="histogram-chart"') == len(report.attacks)
 
     listed = client.get("/dashboard").text
     assert "badge-violation" in listed and f"{max(a.auc for a in report.attacks):.3f}" in listed

@@ -424,12 +424,24 @@ def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
 
     rows = [row(8.0, 0.9), row(1.0, 0.6), row(None, 0.95), row(4.0, None), row(2.0, 0.8)]
     chart = ET.fromstring(privacy_utility(rows))
-    labels = [t.text for t in chart.findall(f"{SVG_NS}text") if (t.text or "").startswith("eps")]
-    assert labels == ["eps 1", "eps 2", "eps 8"]  # no claim or no accuracy: left out
-    heights = [float(c.get("cy", "")) for c in chart.findall(f"{SVG_NS}circle")]
+    # A numeric epsilon axis: 1, 2 and 8 span less than 20x, so linear; no claim or no
+    # accuracy: left out.
+    assert chart.get("data-x-scale") == "linear"
+    dots = chart.findall(f"{SVG_NS}circle")
+    xs = [float(c.get("cx", "")) for c in dots]
+    assert xs == sorted(xs) and len(xs) == 3
+    # Distances follow the values: 1 -> 2 is a sixth of 2 -> 8, not one equal step.
+    assert (xs[1] - xs[0]) * 6 == pytest.approx(xs[2] - xs[1], rel=0.01)
+    heights = [float(c.get("cy", "")) for c in dots]
     assert heights == sorted(heights, reverse=True)  # accuracy rises with epsilon here
     assert privacy_utility(rows[:1]) is None
     assert len(model_trends(rows)) == 5
+    wide = ET.fromstring(privacy_utility([row(0.1, 0.3), row(1.0, 0.6), row(10.0, 0.9)]))
+    assert wide.get("data-x-scale") == "log"
+    ticks = [t.text for t in wide.findall(f"{SVG_NS}text") if "x-tick" in (t.get("class") or "")]
+    assert ticks == ["0.1", "1", "10"]
+    wide_xs = [float(c.get("cx", "")) for c in wide.findall(f"{SVG_NS}circle")]
+    assert wide_xs[1] - wide_xs[0] == pytest.approx(wide_xs[2] - wide_xs[1], rel=0.01)
 
 
 def test_pages_and_reports_show_data_checks_blind_baseline_and_estimates():

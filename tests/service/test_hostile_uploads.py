@@ -108,6 +108,7 @@ def test_deeply_nested_config_and_jsonl_line_are_422(client, auth, tmp_path):
     assert "line 4: JSON nested 100001 levels deep" in response.json()["detail"]
 
 
+@pytest.mark.slow  # a child process imports torch to build the model
 def test_weights_of_one_stray_tensor_are_refused(client, auth, tmp_path):
     folder = tiny_folder(tmp_path)
     save_file({"w": torch.zeros(4)}, str(folder / "model.safetensors"))
@@ -119,6 +120,7 @@ def test_weights_of_one_stray_tensor_are_refused(client, auth, tmp_path):
     assert "unexpected 1 tensor(s): w" in detail
 
 
+@pytest.mark.slow  # a child process imports torch to build the model
 def test_a_gpt2_config_over_bert_weights_is_refused(client, auth, tmp_path):
     bert = tiny_folder(tmp_path)
     gpt2 = build_tiny_causal_lm(tmp_path / "gpt2", TEXTS)
@@ -130,6 +132,7 @@ def test_a_gpt2_config_over_bert_weights_is_refused(client, auth, tmp_path):
     assert "unexpected 25 tensor(s): bert.embeddings" in detail
 
 
+@pytest.mark.slow  # a child process imports torch to build the model
 def test_misshaped_weights_and_stray_weight_files_are_refused(client, auth, tmp_path):
     folder = tiny_folder(tmp_path)
     config = json.loads((folder / "config.json").read_text())
@@ -149,6 +152,7 @@ def test_misshaped_weights_and_stray_weight_files_are_refused(client, auth, tmp_
     assert "adapter.safetensors would not be loaded" in response.json()["detail"]
 
 
+@pytest.mark.slow  # a child process imports torch to build the model
 def test_matching_causal_lm_and_sharded_weights_are_accepted(client, auth, tmp_path):
     """The check does not refuse real layouts: tied GPT-2 weights, an index with shards."""
     gpt2 = build_tiny_causal_lm(tmp_path / "gpt2", TEXTS)

@@ -8,8 +8,7 @@ import io
 import re
 from datetime import UTC, datetime
 
-import numpy as np
-
+from tests.utils.audits import build_report
 from tests.utils.dashboard import dashboard_post
 
 HOSTILE_VERSION = (
@@ -19,30 +18,8 @@ HOSTILE_VERSION = (
 
 
 def _report():
-    from attacks.metrics import evaluate_attack
-    from attacks.privacy.empirical import attack_bounds
-    from attacks.privacy.verdict import decide
-    from attacks.report import DPClaim, LeakageReport, TargetInfo, Utility, best_epsilon_bound
-
-    rng = np.random.default_rng(3)
-    members, non_members = rng.normal(0.5, 1, 100), rng.normal(0, 1, 100)
-    claim = DPClaim(epsilon=8.0, delta=1e-5)
-    bounds = attack_bounds(members, non_members, source="loss", delta=claim.delta, n_tests=1)
-    return LeakageReport(
-        target=TargetInfo(task="text-classification", model_type="bert", num_labels=4),
-        attacks=[evaluate_attack("loss", members, non_members, n_bootstrap=100)],
-        epsilon_lower_bound=best_epsilon_bound(bounds),
-        epsilon_bounds=bounds,
-        verdict=decide(claim, bounds),
-        dp_claim=claim,
-        utility=Utility(
-            member_accuracy=1, non_member_accuracy=0.8, n_members=100, n_non_members=100
-        ),
-        device="cpu",
-        timings={},
-        library_versions={},
-        created_at=datetime.now(UTC),
-    )
+    """A real report from the audit recipe (members' loss scores shifted by half an SD)."""
+    return build_report({"loss": 0.5}, claim_epsilon=8.0, n=100)
 
 
 def test_markdown_report_cannot_be_forged_by_the_model_version():

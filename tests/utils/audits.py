@@ -18,8 +18,19 @@ def submit(client, auth, ids: dict[str, str], **extra) -> str:
     return response.json()["id"]
 
 
-def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, **extra):
-    """A real report from the audit recipe: members' scores shifted up by `shift` SDs."""
+def build_report(
+    shifts: dict[str, float],
+    claim_epsilon: float,
+    n: int = 200,
+    *,
+    sliced: bool = False,
+    **extra,
+):
+    """A real report from the audit recipe: members' scores shifted up by `shift` SDs.
+
+    sliced: give the records 3 classes and a correct/incorrect flag each, with class 2 and the
+    misclassified records leaking most, so the report has slices and a most vulnerable class.
+    """
     from app.core.timeutil import utcnow
     from attacks.audit_recipe import run_audit_recipe
     from attacks.report import DPClaim, TargetInfo, Utility
@@ -31,7 +42,20 @@ def build_report(shifts: dict[str, float], claim_epsilon: float, n: int = 200, *
         name: np.where(is_member, shift, 0.0) + rng.normal(0, 1, 2 * n)
         for name, shift in shifts.items()
     }
-    outcome = run_audit_recipe(scores, is_member, None, claim, n_bootstrap=200)
+    records, correct = None, None
+    if sliced:
+        from attacks.data import Record
+
+        labels = np.arange(2 * n) % 3
+        correct = rng.random(2 * n) < 0.8
+        records = [
+            Record(text=f"record {i}", label=int(labels[i]), id=f"r{i}") for i in range(2 * n)
+        ]
+        boost = is_member & ((labels == 2) | ~correct)
+        scores = {name: values + 1.5 * boost for name, values in scores.items()}
+    outcome = run_audit_recipe(
+        scores, is_member, records, claim, n_bootstrap=200, blind=False, correct=correct
+    )
     report = outcome.report(
         target=TargetInfo(task="text-classification", model_type="bert", num_labels=4),
         dp_claim=claim,
