@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-FINAL_STATES = {"succeeded", "failed", "cancelled"}
+from app.audits.enums import FINAL_STATES
+
 CHUNK = 1 << 20
 
 
@@ -179,7 +180,8 @@ class LeakgateClient:
         params: dict[str, Any] = {"limit": limit, "offset": offset, **(filters or {})}
         return self._json(self.http.get("/v1/audits", params=params))
 
-    def artifacts(self, *, limit: int = 50, offset: int = 0) -> Any:
+    def artifacts(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """One page of the tenant's artifacts, newest first: {items, total, limit, offset}."""
         return self._json(self.http.get("/v1/artifacts", params={"limit": limit, "offset": offset}))
 
     def report(self, audit_id: str) -> dict[str, Any]:

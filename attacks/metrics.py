@@ -8,7 +8,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn import metrics as sk_metrics
 
-from attacks.report import AttackMetrics, Interval, RocCurve, TprAtFpr, Utility
+from attacks.report import LOW_FPR, AttackMetrics, Interval, RocCurve, TprAtFpr, Utility
 
 # ROC FPRs are ratios k/n; this relative slack keeps a rounded k/n from counting as above
 # a target it equals (e.g. 3/300 against 1%).
@@ -77,7 +77,7 @@ def evaluate_attack(
     member_scores: np.ndarray,
     non_member_scores: np.ndarray,
     *,
-    fprs: Sequence[float] = (0.001, 0.01, 0.1),
+    fprs: Sequence[float] = (LOW_FPR, 0.01, 0.1),
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,

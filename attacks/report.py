@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from attacks.enums import VerdictStatus
+
 REPORT_SCHEMA_VERSION = 3
 
 
@@ -130,6 +132,10 @@ class RocCurve(_Schema):
     tpr: list[float]
 
 
+# The "low FPR" every report gives a TPR at (0.1%), and that gates and dashboards read back.
+LOW_FPR = 0.001
+
+
 class TprAtFpr(_Schema):
     """TPR at one target FPR; `resolved` is False when too few non-members measure that FPR."""
 
@@ -195,7 +201,7 @@ class Verdict(_Schema):
     epsilon minus the largest bound (negative exactly when the verdict is a violation).
     """
 
-    status: Literal["consistent", "violation", "inconclusive", "no-claim"]
+    status: VerdictStatus
     claimed_epsilon: float | None
     claimed_delta: float | None
     epsilon_lower_bound: float | None

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from app.example.intent import INTENTS, make_intent_records, train_intent_classifier
 from attacks.canaries import Template, generate_canaries, training_records
 from attacks.canaries.exposure import all_secrets, measure_exposure
 from attacks.canaries.extraction import invert_classifier
 from attacks.canaries.model import CanaryModel, tokenize_canaries
+from demo.intent import INTENTS, make_intent_records, train_intent_classifier
 
 PIN = Template.resolve("pin")
 ROUNDS = 5

@@ -251,7 +251,7 @@ def minilm_dir() -> Path:
 
 def intent_pool() -> tuple[list[str], np.ndarray, list[str]]:
     """Distinct support utterances (by normalised text), their true intents, the intent names."""
-    from app.example.intent import INTENTS, make_intent_records
+    from demo.intent import INTENTS, make_intent_records
 
     seen: set[str] = set()
     texts, labels = [], []

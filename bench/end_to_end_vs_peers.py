@@ -265,7 +265,7 @@ def _baseline(spec: Payload) -> Payload:
         import torch  # noqa: F401
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from app.example.intent import read_jsonl
+        from demo.intent import read_jsonl
     with watch.lap("load"):
         path = spec["target"]["model_dir"]
         AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
@@ -348,7 +348,7 @@ class _PeerInputs:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from app.example.intent import read_jsonl
+        from demo.intent import read_jsonl
 
         target = spec["target"]
         path = target["model_dir"]

@@ -5,7 +5,7 @@ own: the parent reaps the child with `os.wait4`, whose rusage is that one proces
 (a parent-wide RUSAGE_CHILDREN would report the largest child so far, and tracemalloc misses
 torch's allocations). The child does its work, writes a JSON payload and exits.
 
-The audited model is the bundled intent classifier (`app.example.intent.build_example`), built
+The audited model is the bundled intent classifier (`demo.intent.build_example`), built
 once per size and cached under `bench/.cache/` (ignored by git), so reruns measure the same model.
 """
 
@@ -298,7 +298,7 @@ def ensure_target(*, n_members: int, n_non_members: int, epochs: int, seed: int 
 def _build_target(spec: Payload) -> Payload:
     import torch
 
-    from app.example.intent import build_example
+    from demo.intent import build_example
 
     start = time.perf_counter()
     build_example(

@@ -217,7 +217,7 @@ def _text(spec: Payload, together: bool) -> Payload:
     import numpy as np
     from transformers import AutoConfig
 
-    from app.example.intent import read_jsonl
+    from demo.intent import read_jsonl
 
     api = _reference_api()
     target = spec["target"]

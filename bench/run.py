@@ -199,7 +199,7 @@ def _target(target: Payload | None) -> str:
         return "none (only benchmarks that build their own models ran)"
     build = target["build"]
     return (
-        f"tiny BERT intent classifier (`app.example.intent`), trained on {build['n_members']} "
+        f"tiny BERT intent classifier (`demo.intent`), trained on {build['n_members']} "
         f"members for {build['epochs']} epochs (seed {build['seed']}), audited against "
         f"{build['n_non_members']} non-members"
     )

@@ -144,8 +144,8 @@ def _throughput(spec: Payload) -> Payload:
     import numpy as np
     import torch
 
-    from app.example.intent import read_jsonl
     from attacks.targets import TextClassifier
+    from demo.intent import read_jsonl
 
     target = spec["target"]
     texts = [r["text"] for r in read_jsonl(target["members"])]

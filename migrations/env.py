@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from app.core.models import Base
+from app.core.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

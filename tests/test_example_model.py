@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from app.example import INTENTS, ExampleFiles, build_example, make_intent_records
-from app.example.intent import read_jsonl, train_intent_classifier
+from demo import INTENTS, ExampleFiles, build_example, make_intent_records
+from demo.intent import read_jsonl, train_intent_classifier
 
 pytestmark = pytest.mark.slow
 

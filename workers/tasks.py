@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.audits import lifecycle
+from app.audits.enums import FINAL_STATES, AuditState
 from app.audits.models import Audit
 from app.core.config import Settings, get_settings
 from app.core.db import session_factory
@@ -31,7 +32,7 @@ def run_audit(audit_id: str) -> str:
     """Idempotent: a second delivery of a claimed or finished audit does nothing. An audit that
     this run brought to an end has its webhook queued."""
     outcome = _run_audit(audit_id)
-    if outcome in ("succeeded", "failed", "cancelled"):
+    if outcome in FINAL_STATES:
         with session_factory()() as db_session:
             audit = db_session.get(Audit, audit_id)
             if audit is not None and audit.state == outcome:
@@ -71,10 +72,10 @@ def _run_claimed(db_session: Session, audit_id: str, worker: str, settings: Sett
             db_session,
             audit_id,
             worker=worker,
-            state="cancelled",
+            state=AuditState.CANCELLED,
             message="cancelled by the user",
         )
-        return "cancelled"
+        return AuditState.CANCELLED
     except lifecycle.LostClaim:
         log.warning("audit %s was taken over by another worker; stopping", audit_id)
         return "lost"
@@ -83,10 +84,10 @@ def _run_claimed(db_session: Session, audit_id: str, worker: str, settings: Sett
             db_session,
             audit_id,
             worker=worker,
-            state="failed",
+            state=AuditState.FAILED,
             message=f"exceeded the time limit of {settings.task_soft_time_limit_s} s",
         )
-        return "failed"
+        return AuditState.FAILED
     except OperationalError:
         # The database went away (restart, failover, network): not the audit's fault, and
         # nothing can be recorded now. The heartbeat stops with this task, so the sweeper hands
@@ -100,8 +101,8 @@ def _run_claimed(db_session: Session, audit_id: str, worker: str, settings: Sett
             db_session,
             audit_id,
             worker=worker,
-            state="failed",
+            state=AuditState.FAILED,
             message=f"{type(exc).__name__}: {exc}"[:2000],
         )
-        return "failed"
-    return "succeeded"
+        return AuditState.FAILED
+    return AuditState.SUCCEEDED

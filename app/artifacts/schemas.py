@@ -24,3 +24,12 @@ class ArtifactRead(BaseModel):
     size_bytes: int
     meta: dict[str, Any]
     created_at: datetime
+
+
+class ArtifactPage(BaseModel):
+    """The page shape every listing shares (see `AuditPage`)."""
+
+    items: list[ArtifactRead]
+    total: int
+    limit: int
+    offset: int

@@ -174,13 +174,13 @@ def get_or_404(*, db_session: Session, tenant: Tenant, artifact_id: str) -> Arti
     return found(artifact, "artifact", artifact_id)
 
 
-def get_all(*, db_session: Session, tenant: Tenant, limit: int, offset: int) -> list[Artifact]:
-    return list(
-        db_session.scalars(
-            select(Artifact)
-            .where(Artifact.tenant_id == tenant.id)
-            .order_by(Artifact.created_at.desc())
-            .limit(limit)
-            .offset(offset)
-        )
+def get_all(
+    *, db_session: Session, tenant: Tenant, limit: int, offset: int
+) -> tuple[list[Artifact], int]:
+    """One page of the tenant's artifacts, newest first, and how many there are in all."""
+    query = select(Artifact).where(Artifact.tenant_id == tenant.id)
+    total = db_session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = db_session.scalars(
+        query.order_by(Artifact.created_at.desc(), Artifact.id).limit(limit).offset(offset)
     )
+    return list(items), total

@@ -11,7 +11,7 @@ from app.api.deps import CurrentTenant, Offset, SessionDep, SettingsDep, Storage
 from app.api.errors import API_ERRORS, error_responses
 from app.artifacts import service
 from app.artifacts.errors import UploadTooLarge
-from app.artifacts.schemas import ArtifactKind, ArtifactRead
+from app.artifacts.schemas import ArtifactKind, ArtifactPage, ArtifactRead
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], responses=API_ERRORS)
 
@@ -66,15 +66,21 @@ async def upload_artifact(
     return ArtifactRead.model_validate(artifact)
 
 
-@router.get("", response_model=list[ArtifactRead])
+@router.get("", response_model=ArtifactPage)
 def list_artifacts(
     tenant: CurrentTenant,
     db_session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-) -> list[ArtifactRead]:
-    items = service.get_all(db_session=db_session, tenant=tenant, limit=limit, offset=offset)
-    return [ArtifactRead.model_validate(a) for a in items]
+) -> ArtifactPage:
+    """One page of the tenant's artifacts, newest first (the same page shape as audits)."""
+    items, total = service.get_all(db_session=db_session, tenant=tenant, limit=limit, offset=offset)
+    return ArtifactPage(
+        items=[ArtifactRead.model_validate(a) for a in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/{artifact_id}", response_model=ArtifactRead, responses=error_responses(404))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
 from app.audits import service
+from app.audits.enums import AuditState
 from app.audits.models import Audit
 from app.audits.schemas import GateResult, ModelRef
 from app.core.errors import Conflict
@@ -104,7 +105,7 @@ def _side(audit: Audit) -> ComparedAudit:
 
 
 def _report(db_session: Session, audit: Audit) -> LeakageReport:
-    if audit.state != "succeeded":
+    if audit.state != AuditState.SUCCEEDED:
         raise Conflict(
             f"audit {audit.id} is {audit.state}: only succeeded audits can be compared",
             title="Not comparable",

@@ -14,6 +14,7 @@ from sqlalchemy import CursorResult, Result, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audits.enums import AuditState
 from app.audits.models import Audit, Report
 from app.core.timeutil import utcnow
 from app.policies.gate import evaluate
@@ -54,12 +55,12 @@ def claim(
             Audit.cancel_requested.is_(False),
             Audit.attempts < max_attempts,
             or_(
-                Audit.state == "queued",
-                and_(Audit.state == "running", Audit.heartbeat_at < stale),
+                Audit.state == AuditState.QUEUED,
+                and_(Audit.state == AuditState.RUNNING, Audit.heartbeat_at < stale),
             ),
         )
         .values(
-            state="running",
+            state=AuditState.RUNNING,
             worker=worker,
             started_at=now,
             heartbeat_at=now,
@@ -76,7 +77,7 @@ def beat(db_session: Session, audit_id: str, *, worker: str) -> bool:
     """Refresh the heartbeat of an audit this worker still holds; False once it does not."""
     result = db_session.execute(
         update(Audit)
-        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == AuditState.RUNNING)
         .values(heartbeat_at=utcnow())
     )
     db_session.commit()
@@ -89,7 +90,7 @@ def report_progress(
     """Record progress and heartbeat; raise if the user cancelled or the claim was lost."""
     result = db_session.execute(
         update(Audit)
-        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == AuditState.RUNNING)
         .values(progress=max(0.0, min(1.0, progress)), stage=stage, heartbeat_at=utcnow())
     )
     db_session.commit()
@@ -122,9 +123,9 @@ def succeed(
         gate, reasons = None, []
     result = db_session.execute(
         update(Audit)
-        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == "running")
+        .where(Audit.id == audit_id, Audit.worker == worker, Audit.state == AuditState.RUNNING)
         .values(
-            state="succeeded",
+            state=AuditState.SUCCEEDED,
             progress=1.0,
             stage="done",
             verdict=verdict,
@@ -148,18 +149,20 @@ def succeed(
 
 
 def end(
-    db_session: Session, audit_id: str, *, worker: str | None, state: str, message: str
+    db_session: Session, audit_id: str, *, worker: str | None, state: AuditState, message: str
 ) -> bool:
     """Finish as failed or cancelled (guarded by the claim when a worker is named); True when
     this call ended it."""
-    query = update(Audit).where(Audit.id == audit_id, Audit.state.in_(("queued", "running")))
+    query = update(Audit).where(
+        Audit.id == audit_id, Audit.state.in_((AuditState.QUEUED, AuditState.RUNNING))
+    )
     if worker is not None:
         query = query.where(Audit.worker == worker)
     result = db_session.execute(
         query.values(
             state=state,
-            error=message if state == "failed" else None,
-            stage=message if state == "cancelled" else "failed",
+            error=message if state == AuditState.FAILED else None,
+            stage=message if state == AuditState.CANCELLED else "failed",
             finished_at=utcnow(),
         )
     )

@@ -8,26 +8,25 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.audits.schemas import AuditState, GateResult
+from app.audits.enums import FINAL_STATES, AuditState
 from app.core.db import Base
-from app.core.timeutil import utcnow
-from app.tenants.models import new_id
+from app.core.models import CreatedAtMixin, IdMixin, TenantMixin
+from app.policies.enums import GateResult
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
+# Every state in lifecycle order (FINAL_STATES, from app.audits.enums, is re-exported here).
+STATES = tuple(AuditState)
+__all__ = ["FINAL_STATES", "STATES", "Audit", "Report"]
 
 
-class Audit(Base):
+class Audit(IdMixin, TenantMixin, CreatedAtMixin, Base):
     __tablename__ = "audits"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     model_name: Mapped[str] = mapped_column(String(200), index=True)
     model_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     task: Mapped[str] = mapped_column(String(40))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    state: Mapped[AuditState] = mapped_column(String(20), default="queued", index=True)
+    state: Mapped[AuditState] = mapped_column(String(20), default=AuditState.QUEUED, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -45,17 +44,15 @@ class Audit(Base):
     gate: Mapped[GateResult | None] = mapped_column(String(10), nullable=True, index=True)
     gate_reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class Report(Base):
+class Report(CreatedAtMixin, Base):
     __tablename__ = "reports"
 
     audit_id: Mapped[str] = mapped_column(ForeignKey("audits.id"), primary_key=True)
     schema_version: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,21 +7,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, model_validator
 
+from app.audits.enums import AuditState
+from app.policies.enums import GateResult
 from app.policies.schemas import GateReason, PolicyRead
-from attacks.mia import ATTACKS
+from attacks.enums import AttackGroup
+from attacks.mia import ATTACKS, ATTACKS_BY_GROUP
 from attacks.report import DPClaim, DPSGDParameters
 
 Task = Literal["text-classification", "causal-lm", "predictions"]
 
 CLASSIFIER_THRESHOLD_ATTACKS = ("loss", "confidence", "probability", "hinge", "modified_entropy")
-REFERENCE_ATTACKS = (
-    "lira",
-    "lira-offline",
-    "lira-global",
-    "lira-offline-global",
-    "rmia",
-    "rmia-offline",
-)
+# LiRA and RMIA variants: the registry knows which attacks need reference models.
+REFERENCE_ATTACKS = ATTACKS_BY_GROUP[AttackGroup.REFERENCE]
 LM_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference_ratio")
 ATTACKS_BY_TASK: dict[str, tuple[str, ...]] = {
     "text-classification": CLASSIFIER_THRESHOLD_ATTACKS + REFERENCE_ATTACKS,
@@ -273,10 +270,6 @@ def default_attacks(spec: AuditSpec) -> list[str]:
         many = spec.reference_spec.count >= 64 or len(spec.reference_spec.uploaded) >= 64
         base += ["lira" if many else "lira-global", "rmia"]
     return base
-
-
-AuditState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-GateResult = Literal["pass", "fail"]
 
 
 class ModelRef(BaseModel):

@@ -16,6 +16,7 @@ from app.artifacts.adapters import check_adapter_fits
 from app.artifacts.errors import ArtifactRejected
 from app.artifacts.models import Artifact
 from app.artifacts.storage import Storage
+from app.audits.enums import AuditState
 from app.audits.models import FINAL_STATES, Audit, Report
 from app.audits.queue import enqueue
 from app.audits.schemas import AuditRead, AuditSpec, ModelRef, StoredAuditSpec
@@ -387,7 +388,7 @@ def submit(*, db_session: Session, tenant: Tenant, spec: AuditSpec) -> Audit:
         task=spec.task,
         spec=stored.model_dump(mode="json"),
         policy=policy.model_dump(mode="json"),
-        state="queued",
+        state=AuditState.QUEUED,
         stage="waiting for a worker",
     )
     db_session.add(audit)
@@ -467,13 +468,13 @@ def cancel(*, db_session: Session, audit: Audit) -> Audit:
     """A queued audit ends now; a running one is flagged and its worker stops between steps."""
     if audit.state in FINAL_STATES:
         raise AlreadyEnded(f"audit {audit.id} has already ended ({audit.state})")
-    if audit.state == "queued":
-        audit.state = "cancelled"
+    if audit.state == AuditState.QUEUED:
+        audit.state = AuditState.CANCELLED
         audit.stage = "cancelled before a worker started it"
         audit.finished_at = utcnow()
     audit.cancel_requested = True
     db_session.commit()
-    if audit.state == "cancelled":
+    if audit.state == AuditState.CANCELLED:
         enqueue_delivery(audit)
     return audit
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.audits.enums import AuditState
 from app.audits.lifecycle import end
 from app.audits.models import Audit
 from app.audits.queue import enqueue
@@ -38,11 +39,11 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
             Audit.cancel_requested.is_(False),
             or_(
                 and_(
-                    Audit.state == "queued",
+                    Audit.state == AuditState.QUEUED,
                     or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < unsent),
                 ),
                 and_(
-                    Audit.state == "running",
+                    Audit.state == AuditState.RUNNING,
                     Audit.heartbeat_at < stale,
                     or_(Audit.enqueued_at.is_(None), Audit.enqueued_at < stale),
                 ),
@@ -56,7 +57,7 @@ def sweep_once(db_session: Session, settings: Settings) -> list[str]:
                 db_session,
                 audit.id,
                 worker=None,
-                state="failed",
+                state=AuditState.FAILED,
                 message=f"gave up after {audit.attempts} attempts: the worker was lost each time",
             ):
                 enqueue_delivery(audit)

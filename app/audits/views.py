@@ -10,10 +10,13 @@ from app.api.deps import CurrentTenant, Offset, SessionDep
 from app.api.errors import API_ERRORS, error_responses
 from app.audits import service
 from app.audits.compare import AuditComparison, compare
-from app.audits.schemas import AuditPage, AuditRead, AuditSpec, AuditState, GateResult
+from app.audits.enums import AuditState
+from app.audits.schemas import AuditPage, AuditRead, AuditSpec
+from app.policies.enums import GateResult
 from app.reporting.html import render_html
 from app.reporting.junit import render_junit
 from app.reporting.markdown import render_markdown
+from attacks.enums import VerdictStatus
 from attacks.report import LeakageReport
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"], responses=API_ERRORS)
@@ -35,9 +38,7 @@ def list_audits(
     db_session: SessionDep,
     model_name: str | None = None,
     state: AuditState | None = None,
-    verdict: Annotated[
-        str | None, Query(pattern="^(consistent|violation|inconclusive|no-claim)$")
-    ] = None,
+    verdict: Annotated[str | None, Query(pattern=f"^({'|'.join(VerdictStatus)})$")] = None,
     gate: GateResult | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,

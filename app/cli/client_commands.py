@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.audits.enums import FINAL_STATES, AuditState
 from app.cli.common import (
     DEFAULT_SERVER,
     KeyOpt,
@@ -32,7 +33,8 @@ from app.cli.summary import (
     print_gate,
     print_summary,
 )
-from app.client import FINAL_STATES, LeakgateClient
+from app.client import LeakgateClient
+from app.policies.enums import GateResult
 
 cli = typer.Typer()
 policy_cli = typer.Typer(
@@ -301,7 +303,7 @@ def follow(
         final = client.wait(
             audit_id, on_update=PlainProgress(), on_retry=on_retry, timeout_s=timeout_s
         )
-    report = client.report(final["id"]) if final["state"] == "succeeded" else None
+    report = client.report(final["id"]) if final["state"] == AuditState.SUCCEEDED else None
     print_summary(console, final, report)
     if report is not None and report_out is not None:
         report_out.write_text(json.dumps(report, indent=2))
@@ -408,7 +410,9 @@ def artifacts(
 ) -> None:
     """The tenant's uploaded artifacts as JSON (kind, size, what validation learned)."""
     with connected(server, api_key) as client:
-        print(json.dumps(client.artifacts(limit=limit), indent=2))
+        page = client.artifacts(limit=limit)
+    console.print(f"{len(page['items'])} of {page['total']}", style="dim")
+    print(json.dumps(page, indent=2))
 
 
 class ReportFormat(StrEnum):
@@ -446,11 +450,6 @@ def report(
         console.print(f"wrote {out}")
 
 
-class InconclusivePolicy(StrEnum):
-    fail = "fail"
-    passes = "pass"
-
-
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="A model name (default: the tenant default).")
 ]
@@ -480,12 +479,12 @@ def policy_set(
         bool, typer.Option(help="Fail when an inserted canary was extracted.")
     ] = True,
     inconclusive: Annotated[
-        InconclusivePolicy,
+        GateResult,
         typer.Option(
             help="What an inconclusive verdict does to the gate (with "
             "--verdict-not-violation): fail (closed, the default) or pass."
         ),
-    ] = InconclusivePolicy.fail,
+    ] = GateResult.FAIL,
     server: ServerOpt = DEFAULT_SERVER,
     api_key: KeyOpt = "",
 ) -> None:

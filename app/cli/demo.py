@@ -53,7 +53,7 @@ def run_demo(*, port: int, keep_serving: bool, console: Console) -> int:
     from transformers.utils import logging as hf_logging
 
     from app.cli.client_commands import run_audit
-    from app.example.intent import ExampleFiles, build_example, make_intent_records, write_jsonl
+    from demo.intent import ExampleFiles, build_example, make_intent_records, write_jsonl
 
     hf_logging.disable_progress_bar()
 

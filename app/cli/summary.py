@@ -7,6 +7,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from app.audits.enums import AuditState
+from app.policies.enums import GateResult, RuleStatus
+from attacks.enums import VerdictStatus
+
 EXIT_OK = 0  # consistent or no claim; with --gate: the gate passed
 EXIT_VIOLATION = 1  # the verdict is violation; with --gate: the gate failed
 EXIT_FAILED = 2  # the audit failed or was cancelled, or the server was unreachable
@@ -25,15 +29,15 @@ EXIT_CODES_HELP = (
 
 def exit_code(audit: dict[str, Any], *, gate: bool = False) -> int:
     """By the verdict, or with `gate` by the release gate of the audit's policy."""
-    if audit["state"] != "succeeded":
+    if audit["state"] != AuditState.SUCCEEDED:
         return EXIT_FAILED
     if gate:  # fails closed: an audit whose gate was not evaluated does not pass
-        return EXIT_OK if audit.get("gate") == "pass" else EXIT_VIOLATION
+        return EXIT_OK if audit.get("gate") == GateResult.PASS else EXIT_VIOLATION
     verdict = audit.get("verdict")
-    if verdict == "violation":
+    if verdict == VerdictStatus.VIOLATION:
         return EXIT_VIOLATION
     # Non-zero so that a script testing for success fails closed, distinct from a violation.
-    return EXIT_INCONCLUSIVE if verdict == "inconclusive" else EXIT_OK
+    return EXIT_INCONCLUSIVE if verdict == VerdictStatus.INCONCLUSIVE else EXIT_OK
 
 
 def _pct(x: float) -> str:
@@ -41,7 +45,7 @@ def _pct(x: float) -> str:
 
 
 def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any] | None) -> None:
-    if audit["state"] != "succeeded" or report is None:
+    if audit["state"] != AuditState.SUCCEEDED or report is None:
         reason = audit.get("error") or audit.get("stage")
         console.print(f"[bold red]audit {audit['id']} {audit['state']}[/]: {reason}")
         return
@@ -114,7 +118,9 @@ def print_summary(console: Console, audit: dict[str, Any], report: dict[str, Any
             )
         console.print(line)
     verdict = report["verdict"]
-    colour = {"violation": "red", "consistent": "green"}.get(verdict["status"], "yellow")
+    colour = {VerdictStatus.VIOLATION: "red", VerdictStatus.CONSISTENT: "green"}.get(
+        verdict["status"], "yellow"
+    )
     console.print(f"verdict: [bold {colour}]{verdict['status']}[/] — {verdict['explanation']}")
     print_gate(console, audit)
 
@@ -124,8 +130,12 @@ def print_gate(console: Console, audit: dict[str, Any]) -> None:
     if audit.get("gate") is None:
         return
     scope = (audit.get("policy") or {}).get("scope", "built-in")
-    colour = "green" if audit["gate"] == "pass" else "red"
+    colour = "green" if audit["gate"] == GateResult.PASS else "red"
     console.print(f"release gate ({scope} policy): [bold {colour}]{audit['gate']}[/]")
-    marks = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "not_measured": "[dim]n/m[/]"}
+    marks = {
+        RuleStatus.PASS: "[green]pass[/]",
+        RuleStatus.FAIL: "[red]FAIL[/]",
+        RuleStatus.NOT_MEASURED: "[dim]n/m[/]",
+    }
     for reason in audit.get("gate_reasons") or []:
         console.print(f"  {marks[reason['status']]}  {reason['rule']}: {reason['message']}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, get_args
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -41,7 +41,7 @@ router = APIRouter(tags=["dashboard"], include_in_schema=False)
 VERDICTS = ("violation", "inconclusive", "consistent", "no-claim")
 
 
-GATES = get_args(GateResult)
+GATES = tuple(GateResult)
 
 
 ACTIVE_STATES = tuple(s for s in STATES if s not in FINAL_STATES)

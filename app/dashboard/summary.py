@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The FPR the issue names for "TPR at low FPR" (attacks/metrics.py reports it by default).
-LOW_FPR = 0.001
+from attacks.report import LOW_FPR
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,15 @@ A rule whose quantity the audit did not measure is `not_measured` and does not f
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
+from app.policies.enums import GateResult, RuleStatus
 from app.policies.schemas import GateReason, PolicyRules
+from attacks.enums import VerdictStatus
+from attacks.report import LOW_FPR
 
-LOW_FPR = 0.001
 
-
-def evaluate(
-    rules: PolicyRules, report: dict[str, Any]
-) -> tuple[Literal["pass", "fail"], list[GateReason]]:
+def evaluate(rules: PolicyRules, report: dict[str, Any]) -> tuple[GateResult, list[GateReason]]:
     """`fail` when any enabled rule fails; the reasons list every enabled rule."""
     reasons: list[GateReason] = []
     if rules.verdict_not_violation:
@@ -31,19 +30,20 @@ def evaluate(
         reasons.append(_max_epsilon(report, rules.max_epsilon_lower_bound))
     if rules.max_canary_exposure_gap is not None:
         reasons.append(_max_exposure_gap(report, rules.max_canary_exposure_gap))
-    gate: Literal["pass", "fail"] = "fail" if any(r.status == "fail" for r in reasons) else "pass"
+    failed = any(r.status == RuleStatus.FAIL for r in reasons)
+    gate = GateResult.FAIL if failed else GateResult.PASS
     return gate, reasons
 
 
-def _verdict(report: dict[str, Any], *, inconclusive: Literal["fail", "pass"]) -> GateReason:
+def _verdict(report: dict[str, Any], *, inconclusive: GateResult) -> GateReason:
     """`violation` fails; `inconclusive` fails or passes as the policy says, with the reason."""
     verdict = report["verdict"]
     status = verdict["status"]
-    if status == "inconclusive":
-        outcome = inconclusive
+    if status == VerdictStatus.INCONCLUSIVE:
+        outcome = RuleStatus(inconclusive)
         message = _inconclusive_message(verdict, inconclusive)
     else:
-        outcome = "fail" if status == "violation" else "pass"
+        outcome = RuleStatus.FAIL if status == VerdictStatus.VIOLATION else RuleStatus.PASS
         message = _verdict_message(verdict)
     return GateReason(
         rule="verdict_not_violation",
@@ -53,15 +53,15 @@ def _verdict(report: dict[str, Any], *, inconclusive: Literal["fail", "pass"]) -
         if verdict.get("epsilon_lower_bound") is not None
         else None,
         confidence=verdict.get("confidence"),
-        limit="not violation" + ("" if inconclusive == "pass" else ", not inconclusive"),
+        limit="not violation" + ("" if inconclusive == GateResult.PASS else ", not inconclusive"),
         message=message,
     )
 
 
-def _inconclusive_message(verdict: dict[str, Any], policy: Literal["fail", "pass"]) -> str:
+def _inconclusive_message(verdict: dict[str, Any], policy: GateResult) -> str:
     """Why the verdict could not be decided, and what the policy made of that."""
     why = (verdict.get("explanation") or "").strip() or "the data cannot support a verdict"
-    if policy == "fail":
+    if policy == GateResult.FAIL:
         return (
             f"verdict inconclusive: {why} The policy fails closed on inconclusive verdicts "
             "(set inconclusive to pass to release anyway; an audit split from "
@@ -75,7 +75,7 @@ def _verdict_message(verdict: dict[str, Any]) -> str:
     status, bound = verdict["status"], verdict.get("epsilon_lower_bound")
     if bound is None or verdict.get("claimed_epsilon") is None:
         return f"verdict {status}"
-    relation = "exceeds" if status == "violation" else "does not exceed"
+    relation = "exceeds" if status == VerdictStatus.VIOLATION else "does not exceed"
     deciding = f" ({verdict['deciding_bound']})" if verdict.get("deciding_bound") else ""
     return (
         f"verdict {status}: epsilon >= {bound:.3g}{deciding} at "
@@ -95,14 +95,14 @@ def _canaries(report: dict[str, Any]) -> GateReason:
         )
         return GateReason(
             rule="no_inserted_canary_extracted",
-            status="not_measured",
+            status=RuleStatus.NOT_MEASURED,
             measured=None,
             limit=0,
             message=f"not measured: {why}",
         )
     return GateReason(
         rule="no_inserted_canary_extracted",
-        status="fail" if extracted > 0 else "pass",
+        status=RuleStatus.FAIL if extracted > 0 else RuleStatus.PASS,
         measured=float(extracted),
         limit=0,
         message=f"{extracted} inserted canary secret(s) extracted (limit 0)",
@@ -114,7 +114,7 @@ def _max_auc(report: dict[str, Any], limit: float) -> GateReason:
     ci = attack["auc_ci"]
     return GateReason(
         rule="max_auc",
-        status="fail" if attack["auc"] > limit else "pass",
+        status=RuleStatus.FAIL if attack["auc"] > limit else RuleStatus.PASS,
         measured=attack["auc"],
         interval=(ci["low"], ci["high"]),
         confidence=ci["confidence"],
@@ -144,7 +144,7 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
     if not points:
         return GateReason(
             rule="max_tpr_at_0_1pct_fpr",
-            status="not_measured",
+            status=RuleStatus.NOT_MEASURED,
             measured=None,
             limit=limit,
             message="not measured: the report has no TPR at 0.1% FPR",
@@ -152,9 +152,7 @@ def _max_tpr(report: dict[str, Any], limit: float) -> GateReason:
     attack, point = max(points, key=lambda ap: ap[1]["tpr"])
     tpr, resolved = point["tpr"], point["resolved"]
     over = tpr > limit
-    status: Literal["pass", "fail", "not_measured"] = (
-        "fail" if over else ("pass" if resolved else "not_measured")
-    )
+    status = RuleStatus.FAIL if over else (RuleStatus.PASS if resolved else RuleStatus.NOT_MEASURED)
     sample = f"{attack['n_members']}+{attack['n_non_members']} records"
     if resolved:
         note = ""
@@ -188,7 +186,7 @@ def _max_epsilon(report: dict[str, Any], limit: float) -> GateReason:
     if bound is None:
         return GateReason(
             rule="max_epsilon_lower_bound",
-            status="not_measured",
+            status=RuleStatus.NOT_MEASURED,
             measured=None,
             limit=limit,
             message="not measured: no attack gave an epsilon lower bound",
@@ -196,7 +194,7 @@ def _max_epsilon(report: dict[str, Any], limit: float) -> GateReason:
     value = bound["value"]
     return GateReason(
         rule="max_epsilon_lower_bound",
-        status="fail" if value > limit else "pass",
+        status=RuleStatus.FAIL if value > limit else RuleStatus.PASS,
         measured=value,
         interval=(value, None),
         confidence=bound["confidence"],
@@ -223,7 +221,7 @@ def _max_exposure_gap(report: dict[str, Any], limit: float) -> GateReason:
         )
         return GateReason(
             rule="max_canary_exposure_gap",
-            status="not_measured",
+            status=RuleStatus.NOT_MEASURED,
             measured=None,
             limit=limit,
             message=f"not measured: {why}",
@@ -232,7 +230,7 @@ def _max_exposure_gap(report: dict[str, Any], limit: float) -> GateReason:
     over = gap > limit
     return GateReason(
         rule="max_canary_exposure_gap",
-        status="fail" if over else "pass",
+        status=RuleStatus.FAIL if over else RuleStatus.PASS,
         measured=gap,
         limit=limit,
         message=(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, DateTime, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
+from app.core.models import CreatedAtMixin, IdMixin, TenantMixin
 from app.core.timeutil import utcnow
-from app.tenants.models import new_id
 
 
-class Policy(Base):
+class Policy(IdMixin, TenantMixin, CreatedAtMixin, Base):
     """One policy; `model_name` is None for the tenant's default."""
 
     __tablename__ = "policies"
@@ -29,9 +29,6 @@ class Policy(Base):
         ),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.policies.enums import GateResult, RuleStatus
+
 RuleName = Literal[
     "verdict_not_violation",
     "no_inserted_canary_extracted",
@@ -29,8 +31,8 @@ class PolicyRules(BaseModel):
     verdict_not_violation: bool = Field(
         default=True, description="fail when the measured leakage contradicts the DP claim"
     )
-    inconclusive: Literal["fail", "pass"] = Field(
-        default="fail",
+    inconclusive: GateResult = Field(
+        default=GateResult.FAIL,
         description="with verdict_not_violation: what an `inconclusive` verdict (the data "
         "cannot support a verdict) does to the gate; fail closes the gate (the default)",
     )
@@ -71,7 +73,7 @@ class GateReason(BaseModel):
     """One rule's outcome: what was measured (with its interval where there is one), the limit."""
 
     rule: RuleName
-    status: Literal["pass", "fail", "not_measured"]
+    status: RuleStatus
     measured: float | str | None = Field(description="the value compared with the limit")
     interval: tuple[float, float | None] | None = Field(
         default=None, description="confidence interval of `measured` (high None: one-sided)"

@@ -18,6 +18,7 @@ from app.presentation.formatting import fmt_auc, fmt_eps, fmt_pct
 from app.presentation.histogram_svg import histogram_svg
 from app.presentation.roc_svg import Curve, roc_svg
 from app.reporting.common import (
+    RECORDS_SHOWN,
     canary_lines,
     claim_source,
     evidence_lines,
@@ -31,9 +32,6 @@ from attacks.report import (
     SliceMetrics,
     TprAtFpr,
 )
-
-# A page, not a data export: the full list is in the report JSON.
-RECORDS_SHOWN = 50
 
 
 @dataclass(frozen=True)

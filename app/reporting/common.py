@@ -12,6 +12,10 @@ from app.policies.schemas import GateReason
 from app.presentation.formatting import fmt_auc, fmt_eps, fmt_pct
 from attacks.report import AttackMetrics, LeakageReport
 
+# Records at risk a rendering lists (dashboard page and HTML report alike): the spec's default
+# `records_at_risk`, so by default every stored record shows; the JSON and CSV hold them all.
+RECORDS_SHOWN = 20
+
 RULE_TITLES = {
     "verdict_not_violation": "verdict is not violation",
     "no_inserted_canary_extracted": "no inserted canary extracted",

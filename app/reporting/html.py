@@ -10,9 +10,8 @@ from app.presentation.histogram_svg import histogram_svg
 from app.presentation.report_view import epsilon_chart, roc_chart, slices_view
 from app.presentation.templating import environment
 from app.reporting import common
+from app.reporting.common import RECORDS_SHOWN
 from attacks.report import LeakageReport
-
-RECORDS_SHOWN = 20
 
 
 def _inline(chart: Markup | None) -> Markup | None:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
-from app.core.timeutil import utcnow
-from app.tenants.models import new_id
+from app.core.models import CreatedAtMixin, IdMixin, TenantMixin
 
 
-class AuditSplit(Base):
+class AuditSplit(IdMixin, TenantMixin, CreatedAtMixin, Base):
     __tablename__ = "audit_splits"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     dataset_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
     members_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
     non_members_id: Mapped[str] = mapped_column(ForeignKey("artifacts.id"))
@@ -29,4 +25,3 @@ class AuditSplit(Base):
     n_non_members: Mapped[int] = mapped_column(Integer)
     # Record ids of the candidates the coin made members (the rest are non-members).
     member_ids: Mapped[list[Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -26,9 +26,10 @@ from app.artifacts.schemas import ArtifactKind
 from app.artifacts.storage import Received, Storage
 from app.core.config import Settings
 from app.core.errors import Rejected, found
+from app.core.models import new_id
 from app.splits.models import AuditSplit
 from app.splits.schemas import AuditSplitCreate, AuditSplitRead
-from app.tenants.models import Tenant, new_id
+from app.tenants.models import Tenant
 from attacks.data import DatasetError, Record, read_records
 
 _SPACE = re.compile(r"\s+")

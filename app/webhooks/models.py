@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
-from app.core.timeutil import utcnow
-from app.tenants.models import new_id
+from app.core.models import CreatedAtMixin, IdMixin
 
 
-class WebhookDelivery(Base):
+class WebhookDelivery(IdMixin, CreatedAtMixin, Base):
     __tablename__ = "webhook_deliveries"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     audit_id: Mapped[str] = mapped_column(ForeignKey("audits.id"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     event: Mapped[str] = mapped_column(String(40))
@@ -23,4 +19,3 @@ class WebhookDelivery(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,16 +2,18 @@
 
 from attacks.mia.base import AttackInputs, MembershipAttack
 from attacks.mia.lira import LiRA
-from attacks.mia.registry import ATTACKS, get_attack
+from attacks.mia.registry import ATTACKS, ATTACKS_BY_GROUP, get_attack, group_of
 from attacks.mia.rmia import RMIA
 from attacks.mia.threshold import ThresholdAttack
 
 __all__ = [
     "ATTACKS",
+    "ATTACKS_BY_GROUP",
     "RMIA",
     "AttackInputs",
     "LiRA",
     "MembershipAttack",
     "ThresholdAttack",
     "get_attack",
+    "group_of",
 ]

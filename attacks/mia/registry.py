@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from attacks.enums import AttackGroup
 from attacks.mia.base import MembershipAttack
 from attacks.mia.lira import LiRA
 from attacks.mia.rmia import RMIA
@@ -38,3 +39,14 @@ def get_attack(name: str) -> MembershipAttack:
     except KeyError:
         raise KeyError(f"unknown attack {name!r} (known: {', '.join(ATTACKS)})") from None
     return factory()
+
+
+def group_of(name: str) -> AttackGroup:
+    """The attack's group, from what the attack itself says it needs."""
+    return AttackGroup.REFERENCE if get_attack(name).needs_references else AttackGroup.THRESHOLD
+
+
+# Registry names by group, in registry order (constructors only store parameters: cheap).
+ATTACKS_BY_GROUP: dict[AttackGroup, tuple[str, ...]] = {
+    group: tuple(name for name in ATTACKS if group_of(name) is group) for group in AttackGroup
+}

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
+from attacks.enums import VerdictStatus
 from attacks.report import BlindBaseline, DPClaim, EpsilonBound, Verdict, best_epsilon_bound
 
 # Statistics proven for one training run; only these may decide.
@@ -106,7 +107,7 @@ def decide(
             assert blind_baseline is not None
             explanation += " " + _separable(blind_baseline)
         return Verdict(
-            status="no-claim",
+            status=VerdictStatus.NO_CLAIM,
             claimed_epsilon=None,
             claimed_delta=None,
             explanation=explanation.strip(),
@@ -129,16 +130,16 @@ def decide(
             f"the group-privacy claim it implies for {k} records: epsilon = {epsilon:.3g}, "
             f"delta = {delta:.3g}"
         )
-    status: Literal["consistent", "violation", "inconclusive"]
+    status: VerdictStatus
     if delta >= 1:
-        status = "inconclusive"
+        status = VerdictStatus.INCONCLUSIVE
         explanation = (
             f"The claim {claimed}. With delta at 1 or more the group claim promises nothing, "
             "so no audit can test it: remove the duplicates from training (or lower the "
             "number of occurrences declared) to get a verdict."
         )
     elif best is not None and best.value > epsilon:
-        status = "violation"
+        status = VerdictStatus.VIOLATION
         explanation = (
             f"The claim {claimed} is contradicted: the audit shows epsilon >= "
             f"{best.value:.3g} ({_at(best)}); {_protocol(best)}; threat model: "
@@ -148,7 +149,7 @@ def decide(
         )
     elif separable:
         assert blind_baseline is not None
-        status = "inconclusive"
+        status = VerdictStatus.INCONCLUSIVE
         explanation = f"The claim {claimed} could not be tested on the audited records. " + (
             _separable(blind_baseline)
         )
@@ -158,7 +159,7 @@ def decide(
                 f"epsilon >= {best.value:.3g}, which does not exceed the claim."
             )
     else:
-        status = "consistent"
+        status = VerdictStatus.CONSISTENT
         if best is None:
             explanation = (
                 f"No one-run statistic produced an epsilon lower bound, so the claim "

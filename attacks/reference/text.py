@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+from attacks.batching import longest_first, pad_batch
 from attacks.reference.training import (
     Batch,
     Progress,
@@ -98,15 +99,15 @@ class ReferenceTextClassifiers(StackedModels):
         encoded = self.tokenizer(
             cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
         )["input_ids"]
-        order = np.argsort(-np.asarray([len(ids) for ids in encoded]), kind="stable")
         pad_id = self.tokenizer.pad_token_id
-        for start in range(0, len(texts), batch_size):
-            batch = order[start : start + batch_size]
+        done = 0
+        for batch in longest_first(encoded, batch_size):
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id)
             logits = self.forward_all(ids.to(self.device), mask.to(self.device))
             out[:, batch] = logits.float().cpu().numpy()
+            done += len(batch)
             if progress is not None:
-                progress(min(start + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         return out
 
 
@@ -271,17 +272,6 @@ def _vmappable_mask_mode(
     finally:
         template.mask_mode = "2d"
     return None, "vmap cannot run this architecture (" + "; ".join(reasons) + ")"
-
-
-def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token rows to the longest: ids and attention mask [B, L]."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 def _max_length(tokenizer: Any, max_length: int) -> int:

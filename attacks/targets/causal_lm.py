@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
+from attacks.batching import longest_first, pad_batch
 from attacks.lm_signals import TokenStats
 from attacks.report import TargetInfo
-from attacks.targets.loading import cut_for_tokenizer, load_local
+from attacks.targets.base import Target
+from attacks.targets.loading import cut_for_tokenizer
 
 SIGMA_EPSILON = 1e-6
 """Floor on sigma_t, so a near one-hot prediction cannot divide the Min-K%++ score by zero."""
@@ -99,23 +98,10 @@ def _block_statistics(
     return log_prob, mu, sigma
 
 
-class CausalLM:
+class CausalLM(Target):
     """The audited language model as a black box: texts in, per-token statistics out."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
-
-    @classmethod
-    def load(cls, path: Path, device: str | None = None) -> CausalLM:
-        """Load weights and tokenizer from a local folder only: safetensors, no remote code,
-        so an uploaded model cannot run code or reach the network."""
-        return cls(*load_local(AutoModelForCausalLM, path, device))
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(parameter.numel() for parameter in self.model.parameters())
+    auto_class = AutoModelForCausalLM
 
     @property
     def context_length(self) -> int | None:
@@ -174,11 +160,15 @@ class CausalLM:
         ]
 
         results: list[RecordTokens | None] = [None] * len(texts)
-        order = np.argsort(-np.array([len(record_ids) for record_ids in ids]), kind="stable")
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        n_scored = 0
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(texts), batch_size):
-                batch = order[start : start + batch_size]
-                input_ids, attention_mask = self._right_padded([ids[i] for i in batch])
+            for batch in longest_first(ids, batch_size):
+                # On the right whatever the tokenizer's padding side, so that real tokens keep
+                # positions 0..L-1 and never attend to padding (which comes after them).
+                input_ids, attention_mask = (
+                    t.to(self.device) for t in pad_batch([ids[i] for i in batch], pad_id)
+                )
                 logits = self.model(
                     input_ids=input_ids, attention_mask=attention_mask, use_cache=False
                 ).logits
@@ -186,30 +176,13 @@ class CausalLM:
                 del logits
                 for index, row in zip(batch, rows, strict=True):
                     results[index] = row
+                n_scored += len(batch)
                 if progress is not None:
-                    progress(min(start + batch_size, len(texts)), len(texts))
+                    progress(n_scored, len(texts))
         done = [row for row in results if row is not None]
         return TokenStats.from_arrays(
             scored, [row[0] for row in done], [row[1] for row in done], [row[2] for row in done]
         )
-
-    def _right_padded(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pad on the right whatever the tokenizer's padding side, so that real tokens keep
-        positions 0..L-1 and never attend to padding (which comes after them)."""
-        longest = max(len(record_ids) for record_ids in batch)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, record_ids in enumerate(batch):
-            input_ids[row, : len(record_ids)] = torch.tensor(record_ids, dtype=torch.long)
-            attention_mask[row, : len(record_ids)] = 1
-        return input_ids.to(self.device), attention_mask.to(self.device)
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if torch.device(self.device).type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def _scored_text(

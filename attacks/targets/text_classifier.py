@@ -2,44 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
+from attacks.batching import longest_first, pad_batch
 from attacks.report import TargetInfo
-from attacks.targets.loading import cut_for_tokenizer, load_local
+from attacks.targets.base import Target
+from attacks.targets.loading import cut_for_tokenizer
 
 _DEFAULT_LABEL_NAME = re.compile(r"LABEL_(\d+)")
 _DECIMAL = re.compile(r"[0-9]+")
 
 
-class TextClassifier:
+class TextClassifier(Target):
     """The audited model as a black box: texts in, logits out, in the caller's order."""
 
-    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
-
-    @classmethod
-    def load(cls, path: Path, device: str | None = None) -> TextClassifier:
-        """Load weights and tokenizer from a local folder only: safetensors, no remote code,
-        so an uploaded model cannot run code or reach the network."""
-        return cls(*load_local(AutoModelForSequenceClassification, path, device))
+    auto_class = AutoModelForSequenceClassification
 
     @property
     def num_labels(self) -> int:
         return int(self.model.config.num_labels)
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(parameter.numel() for parameter in self.model.parameters())
 
     def target_info(self) -> TargetInfo:
         """What the report says about the audited model."""
@@ -110,33 +97,19 @@ class TextClassifier:
             cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
         )
         columns = {f: encoded[f] for f in ("input_ids", "token_type_ids") if f in encoded}
-        lengths = np.fromiter((len(ids) for ids in columns["input_ids"]), dtype=np.int64)
-        order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows at once
-        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": 0}
+        pad_id = self.tokenizer.pad_token_id or 0
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        n_scored = 0
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(texts), batch_size):
-                batch = order[start : start + batch_size]
-                batch_lengths = lengths[batch]
-                width = int(batch_lengths.max())
-                positions = np.arange(width)
-                if left:
-                    mask = positions >= (width - batch_lengths)[:, None]
-                else:
-                    mask = positions < batch_lengths[:, None]
-                inputs = {"attention_mask": torch.from_numpy(mask.astype(np.int64))}
-                for name, rows in columns.items():
-                    padded = np.full((len(batch), width), pad_values[name], dtype=np.int64)
-                    padded[mask] = np.concatenate([rows[i] for i in batch])
-                    inputs[name] = torch.from_numpy(padded)
+            for batch in longest_first(columns["input_ids"], batch_size):
+                ids, mask = pad_batch([columns["input_ids"][i] for i in batch], pad_id, left=left)
+                inputs = {"input_ids": ids, "attention_mask": mask}
+                if "token_type_ids" in columns:
+                    rows = [columns["token_type_ids"][i] for i in batch]
+                    inputs["token_type_ids"] = pad_batch(rows, 0, left=left)[0]
                 inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
                 out[batch] = self.model(**inputs).logits.float().cpu().numpy()
+                n_scored += len(batch)
                 if progress is not None:
-                    progress(min(start + batch_size, len(texts)), len(texts))
+                    progress(n_scored, len(texts))
         return out
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if torch.device(self.device).type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)

@@ -12,7 +12,6 @@ from transformers import (
     AutoTokenizer,
 )
 
-from app.example.intent import INTENTS, make_intent_records, train_intent_classifier
 from attacks.canaries import Template, generate_canaries, training_records
 from attacks.canaries.audit import CanaryOptions, measure_canaries
 from attacks.canaries.exposure import (
@@ -23,6 +22,7 @@ from attacks.canaries.exposure import (
 from attacks.canaries.extraction import decode_causal_lm, invert_classifier
 from attacks.canaries.model import CanaryModel, tokenize_canaries
 from attacks.testing import build_tiny_causal_lm, train_tiny_causal_lm
+from demo.intent import INTENTS, make_intent_records, train_intent_classifier
 
 PIN = Template.resolve("pin")
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
-from app.example.intent import make_intent_records, train_intent_classifier
+from attacks.batching import pad_batch
 from attacks.canaries import Template, generate_canaries
 from attacks.canaries.exposure import measure_exposure
 from attacks.canaries.extraction import invert_classifier
 from attacks.canaries.model import IGNORED, CanaryModel, tokenize_canaries, with_slot_tags
-from attacks.reference.text import pad_batch
+from demo.intent import make_intent_records, train_intent_classifier
 
 # Builds models, then measures exposure and inverts canaries by optimisation: minutes on 2 cores.
 pytestmark = pytest.mark.slow

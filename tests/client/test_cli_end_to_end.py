@@ -22,7 +22,7 @@ import pytest
 
 from app.cli.demo import wait_until_ready
 from app.cli.summary import exit_code
-from app.example.intent import build_example
+from demo.intent import build_example
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

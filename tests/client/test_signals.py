@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.example.intent import build_example, make_intent_records, write_jsonl
+from demo.intent import build_example, make_intent_records, write_jsonl
 
 pytestmark = pytest.mark.slow
 

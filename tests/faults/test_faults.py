@@ -267,7 +267,7 @@ def test_disk_full_during_upload(stack, tmp_path):
             assert response.status_code == 507, response.text
             assert "full" in response.text or "space" in response.text
             assert not any((volume / "tmp").iterdir())
-            listed = client.get("/v1/artifacts", headers=stack.auth).json()
+            listed = client.get("/v1/artifacts", headers=stack.auth).json()["items"]
             assert "big.jsonl" not in json.dumps(listed)
             small = upload(client, stack.auth, dataset_bytes(20), "dataset", "small.jsonl")
             assert small.status_code == 201, small.text

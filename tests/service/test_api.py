@@ -111,6 +111,21 @@ def test_oversize_upload_is_413_and_leaves_nothing(activate, set_env):
         assert after == before
 
 
+def test_artifacts_page_like_audits(client, auth):
+    """GET /v1/artifacts answers the same page object as GET /v1/audits."""
+    names = [f"d{i}.jsonl" for i in range(3)]
+    for i, name in enumerate(names):
+        assert upload(client, auth, dataset_bytes(5, offset=i), "dataset", name).status_code == 201
+    page = client.get("/v1/artifacts", params={"limit": 2, "offset": 1}, headers=auth).json()
+    assert set(page) == {"items", "total", "limit", "offset"}
+    assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (3, 2, 1, 2)
+    everything = client.get("/v1/artifacts", headers=auth).json()["items"]
+    assert {a["filename"] for a in everything} == set(names)
+    assert [a["id"] for a in everything[1:]] == [a["id"] for a in page["items"]]
+    audits = client.get("/v1/audits", headers=auth).json()
+    assert set(audits) == set(page)
+
+
 def test_submit_poll_list_and_cancel(client, auth, uploaded):
     response = client.post("/v1/audits", json=spec_for(uploaded), headers=auth)
     assert response.status_code == 202, response.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.example.intent import build_example, make_intent_records, write_jsonl
+from demo.intent import build_example, make_intent_records, write_jsonl
 from tests.utils.processes import free_port, leakgate
 
 pytestmark = pytest.mark.slow
@@ -128,7 +128,7 @@ def test_population_enables_reference_attacks_from_the_cli(embedded, example, tm
 
 
 def test_canaries_create_writes_records_and_audit_takes_the_set(embedded, example, tmp_path):
-    from app.example.intent import INTENTS
+    from demo.intent import INTENTS
 
     env, records = embedded["env"], tmp_path / "canaries.jsonl"
     labels = [arg for intent in INTENTS[:3] for arg in ("--label", intent)]

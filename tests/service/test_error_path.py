@@ -182,7 +182,7 @@ def test_full_disk_during_upload_is_507_and_stores_nothing(client, auth, monkeyp
     monkeypatch.setattr(Storage, "write_chunk", staticmethod(disk_full))
     response = upload(client, auth, dataset_bytes(20), "dataset", "full.jsonl")
     assert_error_body(response, 507, "disk is full", "nothing was stored")
-    assert client.get("/v1/artifacts", headers=auth).json() == []
+    assert client.get("/v1/artifacts", headers=auth).json()["items"] == []
     assert {p for p in storage_dir.rglob("*") if p.is_file()} == files_before
 
 

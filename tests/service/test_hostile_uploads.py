@@ -82,7 +82,7 @@ def test_a_config_asking_for_millions_of_labels_is_refused_without_memory(
     assert "num_labels" in response.json()["detail"]
     assert "10000" in response.json()["detail"]
     assert (peak_after - max(peak_before, rss_before)) * 1024 < 200 * MiB
-    assert client.get("/v1/artifacts", headers=auth).json() == []
+    assert client.get("/v1/artifacts", headers=auth).json()["items"] == []
 
 
 def test_too_many_labels_in_id2label_are_refused(client, auth, tmp_path):
@@ -269,7 +269,7 @@ def test_uploads_that_would_fill_the_disk_are_507(limited, tmp_path):
             assert response.status_code == 507, response.text
             assert "insufficient storage" in response.json()["detail"]
             assert "LEAKGATE_STORAGE_RESERVE_BYTES" in response.json()["detail"]
-        assert client.get("/v1/artifacts", headers=auth).json() == []
+        assert client.get("/v1/artifacts", headers=auth).json()["items"] == []
 
 
 def test_unpacking_checks_free_space_before_writing(tmp_path):
@@ -302,7 +302,8 @@ def test_a_tenant_over_its_quota_gets_413_naming_quota_and_usage(limited):
         assert response.status_code == 413, response.text
         detail = response.json()["detail"]
         assert f"storage quota: {len(first)} of {quota} bytes are used" in detail
-        assert client.get("/v1/artifacts", headers=auth).json()[0]["filename"] == "again.jsonl"
+        listed = client.get("/v1/artifacts", headers=auth).json()["items"]
+        assert listed[0]["filename"] == "again.jsonl"
         other = {"Authorization": f"Bearer {new_key()}"}
         assert upload(client, other, second, "dataset", "b.jsonl").status_code == 201
 

@@ -8,7 +8,7 @@ def test_migrations_match_the_models(activate):
     from alembic.runtime.migration import MigrationContext
 
     from app.core.db import get_engine
-    from app.core.models import Base
+    from app.core.tables import Base
 
     with get_engine().connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.client import pack_model_folder
-from app.example.intent import (
+from demo.intent import (
     build_example,
     make_intent_records,
     read_jsonl,
@@ -367,7 +367,7 @@ def test_reference_models_uploaded_by_the_pipeline(client, models, tmp_path):
 def test_audit_with_a_canary_set_measures_every_canary(client, models, tmp_path):
     """The pipeline's flow: create a set, train with its records, audit naming the set."""
     auth = {"Authorization": f"Bearer {new_key()}"}
-    from app.example.intent import INTENTS
+    from demo.intent import INTENTS
 
     body = {"template": "pin", "count": 12, "repetitions": 20, "seed": 4, "labels": INTENTS}
     created = client.post("/v1/canary-sets", json=body, headers=auth).json()

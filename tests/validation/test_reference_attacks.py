@@ -168,13 +168,13 @@ TEXT_EPOCHS = 30
 
 @pytest.fixture(scope="module")
 def intents(tmp_path_factory: pytest.TempPathFactory) -> Audit:
-    from app.example.intent import (
+    from attacks.targets import TextClassifier
+    from demo.intent import (
         EXAMPLE_LABEL_NOISE,
         MAX_LENGTH,
         make_intent_records,
         train_intent_classifier,
     )
-    from attacks.targets import TextClassifier
 
     pool = make_intent_records(N_TEXTS, seed=0, label_noise=EXAMPLE_LABEL_NOISE)
     random.Random(0).shuffle(pool)

@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
-from attacks.reference.text import pad_batch
+from attacks.batching import pad_batch
 
 MAX_LENGTH = 64
 """Token budget per utterance; also the model's position-embedding size."""

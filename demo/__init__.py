@@ -1,6 +1,7 @@
-"""Bundled example for the README's first audit: a tiny bank-intent classifier that memorises."""
+"""The bundled demo (outside the service package): a tiny bank-intent classifier that memorises,
+its data generator and training loop; `leakgate demo` and the tests and benches import it lazily."""
 
-from app.example.intent import (
+from demo.intent import (
     INTENTS,
     ExampleFiles,
     build_example,

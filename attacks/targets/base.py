@@ -1,0 +1,42 @@
+"""What every audited transformers model shares: local-only loading, its device, and mixed
+precision on CUDA. `TextClassifier` and `CausalLM` add what their task reads off the model."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import torch
+
+from attacks.targets.loading import load_local
+
+
+class Target:
+    """The audited model as a black box over texts; subclasses name their `auto_class`."""
+
+    # The transformers Auto class that builds this task's model (AutoModelFor...).
+    auto_class: ClassVar[Any]
+
+    def __init__(self, model: Any, tokenizer: Any, device: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+
+    @classmethod
+    def load(cls, path: Path, device: str | None = None) -> Self:
+        """Load weights and tokenizer from a local folder only: safetensors, no remote code,
+        so an uploaded model cannot run code or reach the network."""
+        return cls(*load_local(cls.auto_class, path, device))
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.model.parameters())
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision on CUDA only, where it is fast and its rounding is small next to
+        the signals' spread; CPU runs stay in float32."""
+        if torch.device(self.device).type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
