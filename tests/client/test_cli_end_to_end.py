@@ -47,6 +47,7 @@ class Served:
                 "LEAKGATE_BOOTSTRAP_SAMPLES": "200",
                 # A worker killed with the server is taken over quickly after the restart.
                 "LEAKGATE_STALE_AFTER_S": "10",
+                "LEAKGATE_HEARTBEAT_INTERVAL_S": "2",
                 "LEAKGATE_SWEEP_AFTER_S": "2",
                 "LEAKGATE_SWEEP_INTERVAL_S": "1",
             }
