@@ -1,0 +1,158 @@
+"""One audit's reference models over two real worker processes (PostgreSQL + Redis): the
+sharded audit gives the report the unsharded one gives, shard by shard on both workers."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.utils.env import RUN_ID, backend_env, reset_caches
+from tests.utils.factories import dataset_bytes, new_key, tiny_model_archive, upload
+from tests.utils.worker import Processes, api_client, submit_audits, wait_final
+
+pytestmark = pytest.mark.slow
+
+# Every process on one thread: float reductions then add up in the same order everywhere.
+ENV = {"LEAKGATE_TORCH_THREADS": "1"}
+SPEC = {
+    "attacks": ["loss", "lira", "rmia"],
+    "references": {"count": 4, "train": {"epochs": 3}},
+    "options": {"n_bootstrap": 200},
+}
+# Volatile or bookkeeping fields: wall times, dates, versions, and the layout itself.
+SKIP = {"timings", "created_at", "training_seconds", "scoring_seconds", "shards"}
+
+
+@pytest.fixture
+def env(pg_schema, tmp_path) -> Iterator[dict[str, str]]:
+    env = {
+        **backend_env("postgres", tmp_path / "home", pg_schema),
+        "LEAKGATE_QUEUE_NAME": f"leakgate-shards-{RUN_ID}-{uuid.uuid4().hex[:6]}",
+        **ENV,
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_caches()
+    from app.core.migrate import upgrade
+
+    upgrade()
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    reset_caches()
+
+
+@pytest.fixture
+def procs(env) -> Iterator[Processes]:
+    processes = Processes(env)
+    yield processes
+    processes.close()
+
+
+def _numbers(body, path: str = "") -> dict[str, object]:
+    """The report as path -> leaf value, without the fields that may differ between runs."""
+    if isinstance(body, dict):
+        out: dict[str, object] = {}
+        for key, value in body.items():
+            if key not in SKIP:
+                out.update(_numbers(value, f"{path}.{key}"))
+        return out
+    if isinstance(body, list):
+        out = {}
+        for i, value in enumerate(body):
+            out.update(_numbers(value, f"{path}[{i}]"))
+        return out
+    return {path: body}
+
+
+def _shard_rows(audit_id: str) -> list[tuple[int, str, str | None, int]]:
+    from sqlalchemy import select
+
+    from app.audits.models import AuditShard
+    from app.core.db import session_scope
+
+    with session_scope() as db_session:
+        rows = db_session.scalars(
+            select(AuditShard).where(AuditShard.audit_id == audit_id).order_by(AuditShard.shard)
+        ).all()
+        return [(r.shard, r.state, r.worker, r.attempts) for r in rows]
+
+
+def _run(client, auth, ids, spec) -> tuple[str, dict]:
+    [audit_id] = submit_audits(client, auth, ids, 1, **spec)
+    rows = wait_final([audit_id], timeout_s=400)
+    assert rows[audit_id]["state"] == "succeeded", rows
+    response = client.get(f"/v1/audits/{audit_id}/report", headers=auth)
+    assert response.status_code == 200, response.text
+    return audit_id, response.json()
+
+
+def _upload_all(client, auth, model: bytes) -> dict[str, str]:
+    ids = {}
+    for field, body, kind, name in (
+        ("target", model, "model", "tiny.tar.gz"),
+        ("members", dataset_bytes(40), "dataset", "members.jsonl"),
+        ("non_members", dataset_bytes(40, offset=100), "dataset", "non_members.jsonl"),
+        ("population", dataset_bytes(40, offset=200), "dataset", "population.jsonl"),
+    ):
+        response = upload(client, auth, body, kind, name)
+        assert response.status_code == 201, response.text
+        ids[field] = response.json()["id"]
+    return ids
+
+
+def test_two_shards_on_two_workers_give_the_one_shard_report(procs, env, tmp_path):
+    """Dropout off (the one draw a shard's references share): reference k trains the same in
+    any shard, so 2 shards over 2 workers give the 1-shard report, to float rounding."""
+    with api_client(env) as client:
+        auth = {"Authorization": f"Bearer {new_key()}"}
+        ids = _upload_all(client, auth, tiny_model_archive(tmp_path, dropout=False))
+        procs.worker()
+        procs.worker()
+        one_id, one = _run(client, auth, ids, SPEC)
+        two_id, two = _run(
+            client, auth, ids, {**SPEC, "references": {**SPEC["references"], "shards": 2}}
+        )
+    assert _shard_rows(one_id) == []  # 1 shard: today's path, no shard rows
+    shard_rows = _shard_rows(two_id)
+    assert [(s, state, attempts) for s, state, _, attempts in shard_rows] == [
+        (0, "done", 1),
+        (1, "done", 1),
+    ]
+    assert len({worker for _, _, worker, _ in shard_rows}) == 2  # both workers trained one
+    assert one["reference_models"]["shards"] == 1 and two["reference_models"]["shards"] == 2
+    a, b = _numbers(one), _numbers(two)
+    assert a.keys() == b.keys()
+    for path, value in a.items():
+        other = b[path]
+        if isinstance(value, float) and isinstance(other, float):
+            assert math.isclose(value, other, rel_tol=1e-6, abs_tol=1e-9), (path, value, other)
+        else:
+            assert value == other, (path, value, other)
+    aucs = {r["name"]: r["auc"] for r in two["attacks"]}
+    print(f"1 shard vs 2 shards on 2 workers, AUCs: {aucs}")
+
+
+def test_a_sharded_audit_gives_the_same_report_fanned_out_or_in_one_task(procs, env, tmp_path):
+    """With dropout, the layout is part of the seeds: the same 2-shard audit run by two
+    workers and by one worker alone (fan-out off) gives the same report, exactly."""
+    spec = {**SPEC, "references": {**SPEC["references"], "shards": 2}}
+    with api_client(env) as client:
+        auth = {"Authorization": f"Bearer {new_key()}"}
+        ids = _upload_all(client, auth, tiny_model_archive(tmp_path))
+        procs.worker()
+        procs.worker()
+        spread_id, spread = _run(client, auth, ids, spec)
+        procs.stop_workers()
+        procs.worker(LEAKGATE_REFERENCE_FANOUT="false")
+        alone_id, alone = _run(client, auth, ids, spec)
+    assert len({worker for _, _, worker, _ in _shard_rows(spread_id)}) == 2
+    assert len({worker for _, _, worker, _ in _shard_rows(alone_id)}) == 1
+    assert _numbers(spread) == _numbers(alone)
