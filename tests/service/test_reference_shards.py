@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -12,12 +13,24 @@ import pytest
 
 from tests.utils.env import RUN_ID, backend_env, reset_caches
 from tests.utils.factories import dataset_bytes, new_key, tiny_model_archive, upload
-from tests.utils.worker import Processes, api_client, submit_audits, wait_final
+from tests.utils.worker import (
+    Processes,
+    api_client,
+    audit_rows,
+    submit_audits,
+    wait_final,
+    wait_stage,
+)
 
 pytestmark = pytest.mark.slow
 
 # Every process on one thread: float reductions then add up in the same order everywhere.
-ENV = {"LEAKGATE_TORCH_THREADS": "1"}
+# Recovery made short: a heartbeat every 0.5 s, presumed lost after 3 s.
+ENV = {
+    "LEAKGATE_TORCH_THREADS": "1",
+    "LEAKGATE_HEARTBEAT_INTERVAL_S": "0.5",
+    "LEAKGATE_STALE_AFTER_S": "3",
+}
 SPEC = {
     "attacks": ["loss", "lira", "rmia"],
     "references": {"count": 4, "train": {"epochs": 3}},
@@ -156,3 +169,94 @@ def test_a_sharded_audit_gives_the_same_report_fanned_out_or_in_one_task(procs, 
     assert len({worker for _, _, worker, _ in _shard_rows(spread_id)}) == 2
     assert len({worker for _, _, worker, _ in _shard_rows(alone_id)}) == 1
     assert _numbers(spread) == _numbers(alone)
+
+
+# Long enough to be caught mid-training: many epochs of the tiny model.
+LONG = {**SPEC, "references": {"count": 8, "shards": 2, "train": {"epochs": 200}}}
+
+
+def _wait_shards(audit_id: str, matches, timeout_s: float = 120) -> list:
+    deadline = time.monotonic() + timeout_s
+    rows: list = []
+    while time.monotonic() < deadline:
+        rows = _shard_rows(audit_id)
+        if rows and matches(rows):
+            return rows
+        time.sleep(0.05)
+    raise AssertionError(f"shards of {audit_id} never got there: {rows}")
+
+
+def _results_dir(audit_id: str):
+    from app.audits.shards import results_dir
+    from app.core.config import get_settings
+
+    return results_dir(get_settings(), audit_id)
+
+
+def test_cancel_stops_every_shard(procs, env, tmp_path):
+    with api_client(env) as client:
+        auth = {"Authorization": f"Bearer {new_key()}"}
+        ids = _upload_all(client, auth, tiny_model_archive(tmp_path))
+        procs.worker()
+        procs.worker()
+        [audit_id] = submit_audits(client, auth, ids, 1, **LONG)
+        # The audit's progress and stage follow its shards.
+        wait_stage(audit_id, lambda stage: stage.startswith("reference shards: 0/2"))
+        _wait_shards(audit_id, lambda rows: all(r[1] == "running" for r in rows))
+        response = client.post(f"/v1/audits/{audit_id}/cancel", headers=auth)
+        assert response.status_code == 202, response.text
+        rows = wait_final([audit_id], timeout_s=120)
+    assert rows[audit_id]["state"] == "cancelled", rows
+    assert [state for _, state, _, _ in _shard_rows(audit_id)] == ["cancelled", "cancelled"]
+    assert not _results_dir(audit_id).exists()
+
+
+def _wait_workers(n: int, timeout_s: float = 120) -> None:
+    """Until n worker processes answer a ping (started, connected, consuming)."""
+    from app.core.queue import get_celery
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(get_celery().control.ping(timeout=1.0)) >= n:
+            return
+    raise AssertionError(f"{n} workers did not start in {timeout_s} s")
+
+
+def test_a_lost_shard_is_retried_alone(procs, env, tmp_path):
+    """The worker running the coordinator's other shard is killed mid-training: once its
+    heartbeat is stale, that shard alone is claimed again and run; the rest runs once."""
+    spec = {
+        **LONG,
+        "references": {"count": 4, "shards": 2, "train": {"epochs": 100, "batch_size": 4}},
+    }
+    with api_client(env) as client:
+        auth = {"Authorization": f"Bearer {new_key()}"}
+        ids = _upload_all(client, auth, tiny_model_archive(tmp_path))
+        workers = [procs.worker(), procs.worker()]
+        _wait_workers(2)
+        [audit_id] = submit_audits(client, auth, ids, 1, **spec)
+        rows = _wait_shards(audit_id, lambda rows: all(r[1] == "running" for r in rows))
+        coordinator = audit_rows([audit_id])[audit_id]["worker"]
+        [(lost, _, lost_worker, _)] = [r for r in rows if r[2] != coordinator]
+        # Worker names are host:pid of the prefork child; kill the tree that holds it.
+        [doomed] = [p for p in workers if _holds(p.pid, int(lost_worker.rsplit(":", 1)[1]))]
+        Processes.kill9(doomed)
+        final = wait_final([audit_id], timeout_s=300)
+    assert final[audit_id]["state"] == "succeeded" and final[audit_id]["attempts"] == 1, final
+    after = _shard_rows(audit_id)
+    assert [(s, state, attempts) for s, state, _, attempts in after] == [
+        (s, "done", 2 if s == lost else 1) for s in (0, 1)
+    ]
+    assert after[lost][2] == coordinator  # the coordinator ran it again itself
+    assert not _results_dir(audit_id).exists()
+
+
+def _holds(parent: int, child: int) -> bool:
+    """Whether `child` is `parent` or one of its children (Celery's prefork pool)."""
+    if parent == child:
+        return True
+    try:
+        with open(f"/proc/{child}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1]) == parent
+    except OSError:
+        return False
