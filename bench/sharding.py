@@ -15,8 +15,9 @@ paired (same load, same minute):
 - `2w-2s`: two workers, two shards: one half each, at the same time.
 
 Wall = the audit's `started_at` to `finished_at` (claimed to report written), workers already
-up and warm (a one-epoch warm-up audit of the same layout runs first on fresh workers). Per-reference costs (training and scoring seconds / K) come from the 1-shard
-report; `docs/capacity.md` turns them into audits per hour.
+up and warm (a one-epoch warm-up audit of the same layout runs first on fresh workers).
+Per-reference costs (training and scoring seconds / K) come from the 1-shard report;
+`docs/capacity.md` turns them into audits per hour.
 """
 
 from __future__ import annotations
