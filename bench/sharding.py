@@ -134,6 +134,40 @@ def workers(env: dict[str, str], n: int) -> Iterator[None]:
             proc.wait(timeout=120)
 
 
+def matmul_gflops(threads: int = 1, size: int = 1024, repeats: int = 7) -> dict[str, float]:
+    """This machine's fp32 matmul rate on `threads` threads (the workers' setting): the floor
+    against which per-reference costs are extrapolated to larger models."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b  # warm-up
+        rates = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            a @ b
+            rates.append(2 * size**3 / (time.perf_counter() - began) / 1e9)
+    finally:
+        torch.set_num_threads(saved)
+    return {"median": statistics.median(rates), "best": max(rates)}
+
+
+def model_size(folder: Path, texts: list[str]) -> dict[str, float]:
+    """The target's parameter count and mean tokens per audited text: with them, FLOPs per
+    text are about 2 x parameters x tokens to score and 6 x to train on."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokens = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokens_per_text": statistics.mean(tokens),
+    }
+
+
 def run_audit(client, auth: dict[str, str], ids: dict[str, str], spec: dict) -> dict[str, Any]:
     from sqlalchemy import select
 
@@ -182,10 +216,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = datetime.now(UTC)
     load_before = load_average()
+    matmul = matmul_gflops()
     with tempfile.TemporaryDirectory() as tmp, service(Path(tmp) / "home") as env:
         folder = build_tiny_text_classifier(
             Path(tmp) / "target", WORDS, LABELS, hidden_size=size["hidden"], layers=size["layers"]
         )
+        members = _dataset(size["n"], 0, 0)
+        target = model_size(folder, [json.loads(line)["text"] for line in members.splitlines()])
         model = pack_model_folder(folder, Path(tmp) / "target.tar.gz").read_bytes()
         rounds: list[dict[str, Any]] = []
         with TestClient(create_app(run_sweeper=False)) as client:
@@ -230,10 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "machine": machine_info(),
         "load_before": load_before,
+        "matmul_gflops_1_thread": matmul,
+        "target": target,
         "versions": versions(),
         "settings": size,
         "rounds": rounds,
-        "summary": summarise(rounds, size["references"]),
+        "summary": summarise(rounds, size, target, matmul),
     }
     name = "sharding-quick.json" if args.quick else "sharding.json"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -250,12 +289,26 @@ def _new_key() -> str:
         return create_key(db_session=db_session, tenant_name="bench")
 
 
-def summarise(rounds: list[dict[str, Any]], k: int) -> dict[str, Any]:
+def summarise(
+    rounds: list[dict[str, Any]],
+    size: dict[str, Any],
+    target: dict[str, float],
+    matmul: dict[str, float],
+) -> dict[str, Any]:
     """Paired ratios per round (1 worker's wall / 2 workers'), their median, and the
-    per-reference costs of the 1-shard runs."""
+    per-reference costs of the 1-shard runs, also as a share of the matmul rate."""
+    k = size["references"]
     speedup = [r["1w-1s"]["wall_s"] / r["2w-2s"]["wall_s"] for r in rounds]
     group_cost = [r["1w-2s"]["wall_s"] / r["1w-1s"]["wall_s"] for r in rounds]
     one = [r["1w-1s"] for r in rounds]
+    train_s = statistics.median(o["training_s"] / k for o in one)
+    score_s = statistics.median(o["scoring_s"] / k for o in one)
+    n_texts = 3 * size["n"]  # members, non-members, population
+    # Online: each reference trains on half of all texts, `epochs` times; scores all of them.
+    flops_train = (
+        6 * target["parameters"] * target["tokens_per_text"] * n_texts / 2 * size["epochs"]
+    )
+    flops_score = 2 * target["parameters"] * target["tokens_per_text"] * n_texts
     return {
         "speedup_2_workers_paired": speedup,
         "speedup_2_workers_median": statistics.median(speedup),
@@ -263,8 +316,10 @@ def summarise(rounds: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "wall_s_median": {
             name: statistics.median(r[name]["wall_s"] for r in rounds) for name in CONFIGS
         },
-        "per_reference_training_s": statistics.median(o["training_s"] / k for o in one),
-        "per_reference_scoring_s": statistics.median(o["scoring_s"] / k for o in one),
+        "per_reference_training_s": train_s,
+        "per_reference_scoring_s": score_s,
+        "training_share_of_matmul": flops_train / train_s / (matmul["median"] * 1e9),
+        "scoring_share_of_matmul": flops_score / score_s / (matmul["median"] * 1e9),
         "target_scoring_s": statistics.median(o["timings"].get("score", 0.0) for o in one),
         "same_aucs_1w_2s_vs_2w_2s": all(r["1w-2s"]["aucs"] == r["2w-2s"]["aucs"] for r in rounds),
     }
