@@ -64,9 +64,9 @@ def text_classifier_references(
     source: Literal["trained", "uploaded"]
     if ref_spec.uploaded:
         logits, in_mask, training_s, together = _uploaded(ctx, records, population, texts)
-        source, shards = "uploaded", 1
+        source, shards, scoring_s = "uploaded", 1, None
     else:
-        logits, in_mask, training_s, together, shards = _trained(
+        logits, in_mask, training_s, together, shards, scoring_s = _trained(
             ctx, target_dir, records, population, all_labels, start=start + 0.05
         )
         source = "trained"
@@ -88,7 +88,10 @@ def text_classifier_references(
         mode="online" if in_mask[:, :n].any() else "offline",
         n_population=len(population),
         training_seconds=training_s,
-        scoring_seconds=ctx.timings["references"] - training_s,
+        # Sharded: both summed over shards (compute spent; shards overlap in time).
+        scoring_seconds=(
+            scoring_s if scoring_s is not None else ctx.timings["references"] - training_s
+        ),
         trained_together=together,
         shards=shards,
     )
@@ -181,7 +184,14 @@ def _trained(ctx, target_dir, records, population, all_labels, *, start: float):
         from workers.shards import run_sharded
 
         sharded = run_sharded(ctx, setup, shards, start=start, end=0.85)
-        return sharded.logits, setup.in_mask, sharded.training_seconds, sharded.together, shards
+        return (
+            sharded.logits,
+            setup.in_mask,
+            sharded.training_seconds,
+            sharded.together,
+            len(sharded.blocks),
+            sharded.scoring_seconds,
+        )
     stage = f"training {ref_spec.count} reference models"
     ctx.progress(start, stage, force=True)
     references = setup.train(ctx.progress.span(start, 0.75, stage))
@@ -192,7 +202,8 @@ def _trained(ctx, target_dir, records, population, all_labels, *, start: float):
         max_length=spec.options.max_length,
         progress=ctx.progress.span(0.75, 0.85, "scoring with the reference models"),
     )
-    return logits, setup.in_mask, references.training_seconds, references.trained_together, 1
+    training_s, together = references.training_seconds, references.trained_together
+    return logits, setup.in_mask, training_s, together, 1, None
 
 
 def _uploaded(ctx, records, population, texts):

@@ -61,7 +61,9 @@ class ShardFailed(Exception):
 class ShardedReferences:
     logits: np.ndarray  # [K, n_texts, C], references in order
     training_seconds: float  # summed over shards: compute spent, not wall time
+    scoring_seconds: float  # likewise
     together: bool
+    blocks: list[tuple[int, int]]  # the layout the shards ran (fixed at the first attempt)
 
 
 def result_path(settings: Settings, audit_id: str, shard: int) -> Path:
@@ -75,6 +77,7 @@ def train_and_score(
 
     Training is 80% of the shard's progress, scoring the rest (about their cost ratio)."""
     only = list(range(row.first, row.stop))
+    began = time.perf_counter()
     references = setup.train(lambda done, total: progress(0.8 * done / max(total, 1)), only)
     logits = references.logits(
         setup.texts,
@@ -82,6 +85,7 @@ def train_and_score(
         max_length=ctx.spec.options.max_length,
         progress=lambda done, total: progress(0.8 + 0.2 * done / max(total, 1)),
     )
+    scoring_s = time.perf_counter() - began - references.training_seconds
     path = result_path(ctx.settings, ctx.audit.id, row.shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{row.shard}.{os.getpid()}.{threading.get_ident()}.npz")
@@ -90,6 +94,7 @@ def train_and_score(
         logits=logits.astype(np.float32, copy=False),
         first=row.first,
         training_seconds=references.training_seconds,
+        scoring_seconds=max(0.0, scoring_s),
         trained_together=references.trained_together,
     )
     os.replace(tmp, path)  # whole or absent: a reader never sees half a file
@@ -264,7 +269,7 @@ def _is_stale(row: AuditShard, settings: Settings) -> bool:
 
 
 def _gather(settings: Settings, audit_id: str, rows: list[AuditShard]) -> ShardedReferences:
-    logits, training_s, together = [], 0.0, True
+    logits, training_s, scoring_s, together = [], 0.0, 0.0, True
     for row in rows:
         with np.load(result_path(settings, audit_id, row.shard)) as result:
             if int(result["first"]) != row.first:
@@ -274,8 +279,10 @@ def _gather(settings: Settings, audit_id: str, rows: list[AuditShard]) -> Sharde
                 raise ShardFailed(f"reference shard {row.shard}: {block.shape[0]} models stored")
             logits.append(block)
             training_s += float(result["training_seconds"])
+            scoring_s += float(result["scoring_seconds"])
             together = together and bool(result["trained_together"])
-    return ShardedReferences(np.concatenate(logits), training_s, together)
+    blocks = [(row.first, row.stop) for row in rows]
+    return ShardedReferences(np.concatenate(logits), training_s, scoring_s, together, blocks)
 
 
 def run_shard_task(
