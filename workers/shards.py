@@ -253,9 +253,15 @@ def run_sharded(
                     f"{stuck[0].attempts} attempts: its worker was lost each time"
                 )
             time.sleep(POLL_S)
-    except (lifecycle.AuditCancelled, ShardFailed):
-        shards.cancel_pending(db_session, audit_id)  # pending shards stop; results are removed
-        raise  # when the audit ends (workers.tasks)
+    except (lifecycle.LostClaim, OperationalError):
+        raise  # the audit goes on elsewhere (taken over, or retried once stale): shards too
+    except BaseException:  # cancelled, a shard failed, the time limit, any error: the audit ends
+        db_session.rollback()
+        try:
+            shards.cancel_pending(db_session, audit_id)  # pending shards stop; the results
+        except Exception:  # are removed when the audit ends (workers.tasks)
+            log.warning("audit %s: shards not cancelled", audit_id, exc_info=True)
+        raise
     return _gather(settings, audit_id, current)
 
 
