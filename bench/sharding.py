@@ -51,7 +51,7 @@ LABELS = ["balance", "transfer", "card", "loan"]
 def sizes(quick: bool) -> dict[str, Any]:
     if quick:
         return {"n": 100, "references": 4, "epochs": 10, "rounds": 1, "hidden": 32, "layers": 2}
-    return {"n": 200, "references": 8, "epochs": 6, "rounds": 2, "hidden": 64, "layers": 2}
+    return {"n": 200, "references": 8, "epochs": 10, "rounds": 2, "hidden": 64, "layers": 2}
 
 
 def audit_spec(size: dict[str, Any], shards: int, epochs: int) -> dict[str, Any]:

@@ -3,16 +3,18 @@ sharded audit gives the report the unsharded one gives, shard by shard on both w
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.utils.env import RUN_ID, backend_env, reset_caches
-from tests.utils.factories import dataset_bytes, new_key, tiny_model_archive, upload
+from tests.utils.factories import LABELS, TEXTS, dataset_bytes, new_key, tiny_model_archive, upload
 from tests.utils.worker import (
     Processes,
     api_client,
@@ -67,6 +69,19 @@ def procs(env) -> Iterator[Processes]:
     processes = Processes(env)
     yield processes
     processes.close()
+
+
+def _without_dropout(tmp: Path) -> bytes:
+    """The tiny classifier with dropout zeroed: references trained from its config are then
+    deterministic given their seeds and batches, whichever shard trains them."""
+    from app.client import pack_model_folder
+    from attacks.testing import build_tiny_text_classifier
+
+    folder = build_tiny_text_classifier(tmp / "tiny", TEXTS, LABELS)
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = 0.0
+    (folder / "config.json").write_text(json.dumps(config))
+    return pack_model_folder(folder, tmp / "tiny.tar.gz").read_bytes()
 
 
 def _numbers(body, path: str = "") -> dict[str, object]:
@@ -126,7 +141,7 @@ def test_two_shards_on_two_workers_give_the_one_shard_report(procs, env, tmp_pat
     any shard, so 2 shards over 2 workers give the 1-shard report, to float rounding."""
     with api_client(env) as client:
         auth = {"Authorization": f"Bearer {new_key()}"}
-        ids = _upload_all(client, auth, tiny_model_archive(tmp_path, dropout=False))
+        ids = _upload_all(client, auth, _without_dropout(tmp_path))
         procs.worker()
         procs.worker()
         one_id, one = _run(client, auth, ids, SPEC)

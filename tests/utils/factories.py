@@ -14,16 +14,10 @@ TEXTS = ["check my balance", "send money to bob", "i lost my card", "what is the
 LABELS = ["balance", "transfer", "card", "loan"]
 
 
-def tiny_model_archive(tmp: Path, *, dropout: bool = True) -> bytes:
-    """The tiny BERT classifier, packed; `dropout=False` zeroes its dropout (references
-    trained from its config are then deterministic given their seeds and batches)."""
+def tiny_model_archive(tmp: Path) -> bytes:
     from attacks.testing import build_tiny_text_classifier  # torch: only when a model is built
 
     folder = build_tiny_text_classifier(tmp / "tiny", TEXTS, LABELS)
-    if not dropout:
-        config = json.loads((folder / "config.json").read_text())
-        config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = 0.0
-        (folder / "config.json").write_text(json.dumps(config))
     return pack_model_folder(folder, tmp / "tiny.tar.gz").read_bytes()
 
 
