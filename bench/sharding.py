@@ -204,10 +204,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sharding", description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--summarise", action="store_true", help="only redo the summary")
     args = parser.parse_args(argv)
     size = sizes(args.quick)
     if args.rounds:
         size["rounds"] = args.rounds
+    if args.summarise:  # recompute the summary of a results file (e.g. after adding a ratio)
+        path = RESULTS_DIR / "sharding.json"
+        result = json.loads(path.read_text())
+        result["summary"] = summarise(
+            result["rounds"], result["settings"], result["target"], result["matmul_gflops_1_thread"]
+        )
+        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        return 0
     from fastapi.testclient import TestClient
 
     from app.client import pack_model_folder
@@ -301,6 +310,10 @@ def summarise(
     per-reference costs of the 1-shard runs, also as a share of the matmul rate."""
     k = size["references"]
     speedup = [r["1w-1s"]["wall_s"] / r["2w-2s"]["wall_s"] for r in rounds]
+    # The reference stage alone (the part sharding splits), without the verdict's fixed cost.
+    stage = [
+        r["1w-1s"]["timings"]["references"] / r["2w-2s"]["timings"]["references"] for r in rounds
+    ]
     group_cost = [r["1w-2s"]["wall_s"] / r["1w-1s"]["wall_s"] for r in rounds]
     one = [r["1w-1s"] for r in rounds]
     train_s = statistics.median(o["training_s"] / k for o in one)
@@ -314,6 +327,8 @@ def summarise(
     return {
         "speedup_2_workers_paired": speedup,
         "speedup_2_workers_median": statistics.median(speedup),
+        "reference_stage_speedup_2_workers_paired": stage,
+        "reference_stage_speedup_2_workers_median": statistics.median(stage),
         "two_shards_on_one_worker_vs_one_shard_paired": group_cost,
         "wall_s_median": {
             name: statistics.median(r[name]["wall_s"] for r in rounds) for name in CONFIGS
