@@ -144,6 +144,7 @@ def test_two_shards_on_two_workers_give_the_one_shard_report(procs, env, tmp_pat
         ids = _upload_all(client, auth, _without_dropout(tmp_path))
         procs.worker()
         procs.worker()
+        _wait_workers(2)
         one_id, one = _run(client, auth, ids, SPEC)
         two_id, two = _run(
             client, auth, ids, {**SPEC, "references": {**SPEC["references"], "shards": 2}}
@@ -177,6 +178,7 @@ def test_a_sharded_audit_gives_the_same_report_fanned_out_or_in_one_task(procs, 
         ids = _upload_all(client, auth, tiny_model_archive(tmp_path))
         procs.worker()
         procs.worker()
+        _wait_workers(2)  # both consuming, or the first could run both shards itself
         spread_id, spread = _run(client, auth, ids, spec)
         procs.stop_workers()
         procs.worker(LEAKGATE_REFERENCE_FANOUT="false")
