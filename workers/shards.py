@@ -41,8 +41,8 @@ from app.artifacts.storage import Storage
 from app.audits import lifecycle, shards
 from app.audits.models import Audit, AuditShard
 from app.audits.schemas import StoredAuditSpec
+from app.audits.shards import ShardHeartbeat
 from app.core.config import Settings
-from app.core.db import session_factory
 from app.core.queue import RUN_SHARD_TASK, get_celery
 from app.core.timeutil import utcnow
 from workers.context import AuditContext, ProgressReporter
@@ -127,38 +127,6 @@ class ShardProgress(ProgressReporter):
             )
             if self.on_write is not None:
                 self.on_write()
-
-
-class ShardHeartbeat(threading.Thread):
-    """The shard row's heartbeat from a thread of its own, through silent stages (model load,
-    one long epoch), like the audit's `Heartbeat`."""
-
-    def __init__(self, audit_id: str, shard: int, worker: str, interval_s: float) -> None:
-        super().__init__(name=f"heartbeat-{audit_id}-{shard}", daemon=True)
-        self.audit_id, self.shard, self.worker, self.interval_s = (
-            audit_id,
-            shard,
-            worker,
-            interval_s,
-        )
-        self._stop_event = threading.Event()
-
-    def __enter__(self) -> ShardHeartbeat:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop_event.set()
-        self.join(timeout=max(5.0, 2 * self.interval_s))
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval_s):
-            try:
-                with session_factory()() as db_session:
-                    if not shards.beat(db_session, self.audit_id, self.shard, worker=self.worker):
-                        return
-            except Exception:
-                log.warning("heartbeat of shard %s/%s not written", self.audit_id, self.shard)
 
 
 def run_claimed_shard(

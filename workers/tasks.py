@@ -131,14 +131,15 @@ def run_reference_shard(audit_id: str, shard: int) -> str:
         row = db_session.get(AuditShard, (audit_id, shard))
         audit = db_session.get(Audit, audit_id)
         assert row is not None and audit is not None
-        from workers.shards import ShardHeartbeat, run_shard_task  # torch: in the task only
-
-        if settings.torch_threads:
-            import torch
-
-            torch.set_num_threads(settings.torch_threads)
         try:
-            with ShardHeartbeat(audit_id, shard, worker, settings.heartbeat_interval_s):
+            # The heartbeat first: importing torch in a cold worker can outlast stale_after_s.
+            with shards.ShardHeartbeat(audit_id, shard, worker, settings.heartbeat_interval_s):
+                from workers.shards import run_shard_task  # torch: in the task only
+
+                if settings.torch_threads:
+                    import torch
+
+                    torch.set_num_threads(settings.torch_threads)
                 return run_shard_task(db_session, audit, row, worker=worker, settings=settings)
         except OperationalError:
             log.warning(

@@ -8,7 +8,9 @@ A shard can only be claimed while its audit runs and no cancel was asked for.
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,10 @@ from sqlalchemy.orm import Session
 from app.audits.lifecycle import AuditCancelled, LostClaim, _rowcount
 from app.audits.models import Audit, AuditShard
 from app.core.config import Settings
+from app.core.db import session_factory
 from app.core.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 def layout(count: int, shards: int) -> list[tuple[int, int]]:
@@ -184,3 +189,35 @@ def results_dir(settings: Settings, audit_id: str) -> Path:
 def remove_results(settings: Settings, audit_id: str) -> None:
     """Drop the shard results once the audit has ended (its report holds what they gave)."""
     shutil.rmtree(results_dir(settings, audit_id), ignore_errors=True)
+
+
+class ShardHeartbeat(threading.Thread):
+    """The shard row's heartbeat from a thread of its own, through silent stages (model load,
+    one long epoch), like the audit's `Heartbeat`."""
+
+    def __init__(self, audit_id: str, shard: int, worker: str, interval_s: float) -> None:
+        super().__init__(name=f"heartbeat-{audit_id}-{shard}", daemon=True)
+        self.audit_id, self.shard, self.worker, self.interval_s = (
+            audit_id,
+            shard,
+            worker,
+            interval_s,
+        )
+        self._stop_event = threading.Event()
+
+    def __enter__(self) -> ShardHeartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_event.set()
+        self.join(timeout=max(5.0, 2 * self.interval_s))
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            try:
+                with session_factory()() as db_session:
+                    if not beat(db_session, self.audit_id, self.shard, worker=self.worker):
+                        return
+            except Exception:
+                log.warning("heartbeat of shard %s/%s not written", self.audit_id, self.shard)

@@ -183,7 +183,7 @@ def test_a_sharded_audit_gives_the_same_report_fanned_out_or_in_one_task(procs, 
         procs.stop_workers()
         procs.worker(LEAKGATE_REFERENCE_FANOUT="false")
         alone_id, alone = _run(client, auth, ids, spec)
-    assert len({worker for _, _, worker, _ in _shard_rows(spread_id)}) == 2
+    assert len({worker for _, _, worker, _ in _shard_rows(spread_id)}) == 2, _shard_rows(spread_id)
     assert len({worker for _, _, worker, _ in _shard_rows(alone_id)}) == 1
     assert _numbers(spread) == _numbers(alone)
 
