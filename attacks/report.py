@@ -269,6 +269,9 @@ class ReferenceModels(_Schema):
     training_seconds: float = Field(ge=0)
     scoring_seconds: float = Field(ge=0)
     trained_together: bool = False
+    # Trained in this many shards (tasks); part of the seeds: a shard's references share one
+    # vmapped run and its dropout draws.
+    shards: int = Field(default=1, ge=1)
 
 
 class OneRunEpsilon(_Schema):

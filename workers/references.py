@@ -7,13 +7,22 @@ every audited record is IN for about half of them; offline mode trains on popula
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from attacks.data import Record
 from attacks.mia import AttackInputs
-from attacks.reference import TrainConfig, inclusion_masks, train_reference_text_classifiers
+from attacks.reference import (
+    ReferenceTextClassifiers,
+    TrainConfig,
+    inclusion_masks,
+    train_reference_text_classifiers,
+)
+from attacks.reference.training import Progress
 from attacks.report import ReferenceModels
 from attacks.signals import classifier_signals
 from workers.context import AuditContext
@@ -55,10 +64,10 @@ def text_classifier_references(
     source: Literal["trained", "uploaded"]
     if ref_spec.uploaded:
         logits, in_mask, training_s, together = _uploaded(ctx, records, population, texts)
-        source = "uploaded"
+        source, shards, scoring_s = "uploaded", 1, None
     else:
-        logits, in_mask, training_s, together = _trained(
-            ctx, target_dir, records, population, texts, all_labels, start=start + 0.05
+        logits, in_mask, training_s, together, shards, scoring_s = _trained(
+            ctx, target_dir, records, population, all_labels, start=start + 0.05
         )
         source = "trained"
     ctx.timings["references"] = time.perf_counter() - began
@@ -79,14 +88,57 @@ def text_classifier_references(
         mode="online" if in_mask[:, :n].any() else "offline",
         n_population=len(population),
         training_seconds=training_s,
-        scoring_seconds=ctx.timings["references"] - training_s,
+        # Sharded: both summed over shards (compute spent; shards overlap in time).
+        scoring_seconds=(
+            scoring_s if scoring_s is not None else ctx.timings["references"] - training_s
+        ),
         trained_together=together,
+        shards=shards,
     )
     return inputs, info
 
 
-def _trained(ctx, target_dir, records, population, texts, all_labels, *, start: float):
+@dataclass
+class ReferenceSetup:
+    """Everything that decides what the trained references are: the texts (audited records,
+    then population), their labels, each reference's IN mask and the training config. Built
+    the same way by the audit's task and by every shard task, from the spec alone."""
+
+    target_dir: Path
+    texts: list[str]
+    all_labels: np.ndarray
+    pool: np.ndarray  # positions in `texts` the references may train on
+    pool_masks: np.ndarray  # [K, len(pool)]
+    in_mask: np.ndarray  # [K, len(texts)]
+    config: TrainConfig
+    base_dir: Path | None
+
+    def train(
+        self, progress: Progress | None, only: Sequence[int] | None = None
+    ) -> ReferenceTextClassifiers:
+        return train_reference_text_classifiers(
+            self.target_dir,
+            [self.texts[i] for i in self.pool],
+            self.all_labels[self.pool],
+            self.pool_masks,
+            self.config,
+            init="pretrained" if self.base_dir else "config",
+            base_dir=self.base_dir,
+            together=True,
+            progress=progress,
+            only=only,
+        )
+
+
+def reference_setup(
+    ctx: AuditContext,
+    target_dir: Path,
+    records: list[Record],
+    population: list[Record],
+    all_labels: np.ndarray,
+) -> ReferenceSetup:
     spec, ref_spec = ctx.spec, ctx.spec.reference_spec
+    texts = [r.text for r in records] + [r.text for r in population]
     n = len(records)
     online = ref_spec.mode == "online"
     pool = np.arange(len(texts)) if online else np.arange(n, len(texts))
@@ -102,27 +154,56 @@ def _trained(ctx, target_dir, records, population, texts, all_labels, *, start: 
         max_length=spec.options.max_length,
     )
     base_dir = ctx.model_dir(ref_spec.base_model) if ref_spec.base_model else None
+    return ReferenceSetup(
+        Path(target_dir), texts, np.asarray(all_labels), pool, pool_masks, in_mask, config, base_dir
+    )
+
+
+def load_reference_setup(ctx: AuditContext, target_dir: Path, classifier) -> ReferenceSetup:
+    """The setup as a shard task rebuilds it: from the spec's artifacts, like the audit's task."""
+    spec = ctx.spec
+    assert spec.members and spec.non_members and spec.population
+    records = ctx.records(spec.members) + ctx.records(spec.non_members)
+    population = ctx.records(spec.population)
+    labels = classifier.label_ids([r.label for r in records + population])
+    return reference_setup(ctx, target_dir, records, population, labels)
+
+
+def shard_count(ctx: AuditContext) -> int:
+    """The spec's `references.shards`, else the server's setting; never above the count."""
+    ref_spec = ctx.spec.reference_spec
+    wanted = ref_spec.shards if ref_spec.shards is not None else ctx.settings.reference_shards
+    return max(1, min(wanted, ref_spec.count))
+
+
+def _trained(ctx, target_dir, records, population, all_labels, *, start: float):
+    spec, ref_spec = ctx.spec, ctx.spec.reference_spec
+    setup = reference_setup(ctx, target_dir, records, population, all_labels)
+    shards = shard_count(ctx)
+    if shards > 1:
+        from workers.shards import run_sharded
+
+        sharded = run_sharded(ctx, setup, shards, start=start, end=0.85)
+        return (
+            sharded.logits,
+            setup.in_mask,
+            sharded.training_seconds,
+            sharded.together,
+            len(sharded.blocks),
+            sharded.scoring_seconds,
+        )
     stage = f"training {ref_spec.count} reference models"
     ctx.progress(start, stage, force=True)
-    references = train_reference_text_classifiers(
-        target_dir,
-        [texts[i] for i in pool],
-        all_labels[pool],
-        pool_masks,
-        config,
-        init="pretrained" if base_dir else "config",
-        base_dir=base_dir,
-        together=True,
-        progress=ctx.progress.span(start, 0.75, stage),
-    )
+    references = setup.train(ctx.progress.span(start, 0.75, stage))
     ctx.progress(0.75, "scoring with the reference models", force=True)
     logits = references.logits(
-        texts,
+        setup.texts,
         batch_size=spec.options.batch_size,
         max_length=spec.options.max_length,
         progress=ctx.progress.span(0.75, 0.85, "scoring with the reference models"),
     )
-    return logits, in_mask, references.training_seconds, references.trained_together
+    training_s, together = references.training_seconds, references.trained_together
+    return logits, setup.in_mask, training_s, together, 1, None
 
 
 def _uploaded(ctx, records, population, texts):

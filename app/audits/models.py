@@ -56,3 +56,24 @@ class Report(CreatedAtMixin, Base):
     audit_id: Mapped[str] = mapped_column(ForeignKey("audits.id"), primary_key=True)
     schema_version: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditShard(Base):
+    """One shard of an audit's reference-model work: references [first, stop), trained and
+    scored by one Celery task. The row is that task's claim, heartbeat and progress; the result
+    (per-reference logits) is a file in storage, written before the row says `done`."""
+
+    __tablename__ = "audit_shards"
+
+    audit_id: Mapped[str] = mapped_column(ForeignKey("audits.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first: Mapped[int] = mapped_column(Integer)
+    stop: Mapped[int] = mapped_column(Integer)
+    # queued -> running -> done | failed | cancelled; running with a stale heartbeat is lost.
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -85,6 +85,22 @@ class ReferenceSpec(BaseModel):
         default=None, description="model artifact to fine-tune from (default: fresh weights)"
     )
     uploaded: list[UploadedReference] = Field(default_factory=list, max_length=64)
+    shards: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="train the references in this many shards, each a task any worker may "
+        "take (default: the server's LEAKGATE_REFERENCE_SHARDS); at most `count`",
+    )
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> ReferenceSpec:
+        if self.shards is not None and self.shards > self.count:
+            raise ValueError(
+                f"references.shards ({self.shards}) cannot exceed references.count "
+                f"({self.count}): every shard trains at least one reference model"
+            )
+        return self
 
 
 # Fields of the report's DPClaim that only the server computes.

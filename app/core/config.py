@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     # Deliveries of one audit before the sweeper gives up and ends it as failed.
     max_attempts: int = Field(default=3, ge=1, le=20)
 
+    # Reference models (LiRA/RMIA) of one audit are trained in this many shards, each a
+    # Celery task that any worker may take, unless the spec's `references.shards` says
+    # otherwise. 1 = all references in the audit's own task, as before sharding. The layout
+    # is part of an audit's seeds (references of a shard share one vmapped run and its
+    # dropout draws), so it is recorded in the report.
+    reference_shards: int = Field(default=1, ge=1, le=64)
+    # Whether shards beyond the audit's own go out as Celery tasks. Off: the audit's task
+    # trains every shard itself, one after another (the same numbers, on one worker).
+    reference_fanout: bool = True
+
     bootstrap_samples: int = Field(default=1000, ge=100)
     # CPU threads per audit; `leakgate worker` sets cores // concurrency, so that parallel
     # audits do not oversubscribe the cores (torch stalls badly when they do).

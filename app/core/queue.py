@@ -16,6 +16,7 @@ from celery import Celery
 from app.core.config import get_settings
 
 RUN_AUDIT_TASK = "leakgate.run_audit"
+RUN_SHARD_TASK = "leakgate.run_reference_shard"
 DELIVER_WEBHOOK_TASK = "leakgate.deliver_webhook"
 # Imported by a worker at start-up (Celery's `include`), never by the API.
 TASK_MODULES = ("workers.tasks", "workers.webhooks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -123,9 +123,14 @@ def train_reference_text_classifiers(
     together: bool = True,
     device: str | None = None,
     progress: Progress | None = None,
+    only: Sequence[int] | None = None,
 ) -> ReferenceTextClassifiers:
     """Train K = len(masks) copies of the target's architecture, model k on the texts where
     masks[k] is True, with the target's tokenizer.
+
+    `only` trains a block of the K (a shard): reference k keeps the initialisation (seed + k),
+    data order, batch size and steps it has when all K train together, so shards can run on
+    different workers; dropout is drawn per shard, seeded by its first reference.
 
     init="config": weights freshly initialised from the target's config (seed + k), never the
     target's weights, which saw the members. init="pretrained": start from `base_dir` (a
@@ -204,10 +209,27 @@ def train_reference_text_classifiers(
             label_tensor[index].to(device),
         )
 
-    plan, steps_per_epoch = minibatch_plan(masks, config)
-    models = cast(list[SequenceLogits], build_models(make_model, len(masks), config.seed, device))
+    plan, steps_per_epoch = minibatch_plan(masks, config)  # over all K: equal work per model
+    chosen = list(range(len(masks))) if only is None else [int(k) for k in only]
+    if (
+        not chosen
+        or len(set(chosen)) != len(chosen)
+        or not 0 <= min(chosen) <= max(chosen) < len(masks)
+    ):
+        raise ValueError(f"only must name distinct references in [0, {len(masks)})")
+    if only is None:
+        models = cast(
+            list[SequenceLogits], build_models(make_model, len(masks), config.seed, device)
+        )
+    else:
+        plan = plan[:, chosen, :]
+        models = cast(
+            list[SequenceLogits],
+            [build_models(make_model, 1, config.seed + k, device)[0] for k in chosen],
+        )
+        config = replace(config, seed=config.seed + chosen[0])  # the shard's dropout stream
     # Probed even for sequential training: querying K models in one vmapped call still pays.
-    mode, why = _vmappable_mask_mode(models, make_batch, encoded, len(masks))
+    mode, why = _vmappable_mask_mode(models, make_batch, encoded, len(models))
     note = None
     if mode is None:
         note = f"not vmapped: {why}"
