@@ -2,7 +2,6 @@
 
 from attacks.privacy.empirical import (
     attack_bounds,
-    canary_bound,
     clopper_pearson,
     clopper_pearson_upper,
     epsilon_from_mu,
@@ -15,7 +14,6 @@ from attacks.privacy.verdict import decide
 
 __all__ = [
     "attack_bounds",
-    "canary_bound",
     "clopper_pearson",
     "clopper_pearson_upper",
     "decide",

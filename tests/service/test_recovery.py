@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.utils.env import RUN_ID, backend_env, reset_caches
+from tests.utils.env import own_queue_on_postgres
 from tests.utils.factories import dataset_bytes, new_key, upload
 from tests.utils.worker import (
     Processes,
@@ -35,25 +34,10 @@ FAST_RECOVERY = {
 
 @pytest.fixture
 def env(pg_schema, tmp_path) -> Iterator[dict[str, str]]:
-    """A migrated schema and a queue of this test's own (no message from another test)."""
-    env = {
-        **backend_env("postgres", tmp_path / "home", pg_schema),
-        "LEAKGATE_QUEUE_NAME": f"leakgate-recovery-{RUN_ID}-{uuid.uuid4().hex[:6]}",
-        **FAST_RECOVERY,
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    from app.core.migrate import upgrade
-
-    upgrade()
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_caches()
+    with own_queue_on_postgres(
+        pg_schema, tmp_path / "home", queue="leakgate-recovery", extra=FAST_RECOVERY
+    ) as values:
+        yield values
 
 
 @pytest.fixture

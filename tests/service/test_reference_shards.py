@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.utils.env import RUN_ID, backend_env, reset_caches
+from tests.utils.env import own_queue_on_postgres
 from tests.utils.factories import LABELS, TEXTS, dataset_bytes, new_key, tiny_model_archive, upload
 from tests.utils.worker import (
     Processes,
@@ -44,24 +42,10 @@ SKIP = {"timings", "created_at", "training_seconds", "scoring_seconds", "shards"
 
 @pytest.fixture
 def env(pg_schema, tmp_path) -> Iterator[dict[str, str]]:
-    env = {
-        **backend_env("postgres", tmp_path / "home", pg_schema),
-        "LEAKGATE_QUEUE_NAME": f"leakgate-shards-{RUN_ID}-{uuid.uuid4().hex[:6]}",
-        **ENV,
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_caches()
-    from app.core.migrate import upgrade
-
-    upgrade()
-    yield env
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_caches()
+    with own_queue_on_postgres(
+        pg_schema, tmp_path / "home", queue="leakgate-shards", extra=ENV
+    ) as values:
+        yield values
 
 
 @pytest.fixture

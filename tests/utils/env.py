@@ -71,3 +71,21 @@ def _apply(values: Mapping[str, str | None]) -> None:
         else:
             os.environ[key] = value
     reset_caches()
+
+
+@contextmanager
+def own_queue_on_postgres(
+    pg_url: str, home: Path, *, queue: str, extra: Mapping[str, str]
+) -> Iterator[dict[str, str]]:
+    """The PostgreSQL backend, migrated, with a Redis queue of this test's own (so no message
+    from another test reaches its workers) and `extra` settings; all put back afterwards."""
+    env = {
+        **backend_env("postgres", home, pg_url),
+        "LEAKGATE_QUEUE_NAME": f"{queue}-{RUN_ID}-{uuid.uuid4().hex[:6]}",
+        **extra,
+    }
+    with environ(env):
+        from app.core.migrate import upgrade
+
+        upgrade()
+        yield env
