@@ -72,8 +72,9 @@ def api(live_url, api_key) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_body(tmp_path_factory) -> bytes:
+    """One tiny model for the whole run: its upload is checked once per backend (same sha256)."""
     return tiny_model_archive(tmp_path_factory.mktemp("model"))
 
 

@@ -14,8 +14,9 @@ from tests.utils.factories import dataset_bytes, tiny_model_archive, upload
 from tests.utils.processes import free_port, leakgate
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def model_body(tmp_path_factory) -> bytes:
+    """One tiny model for the whole run: its upload is checked once per backend (same sha256)."""
     return tiny_model_archive(tmp_path_factory.mktemp("model"))
 
 
