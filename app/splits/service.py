@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
-import unicodedata
 from datetime import UTC
 
 import numpy as np
@@ -31,8 +29,7 @@ from app.splits.models import AuditSplit
 from app.splits.schemas import AuditSplitCreate, AuditSplitRead
 from app.tenants.models import Tenant
 from attacks.data import DatasetError, Record, read_records
-
-_SPACE = re.compile(r"\s+")
+from attacks.data_checks import normalise
 
 
 class SplitRejected(Rejected):
@@ -44,7 +41,7 @@ def coin_key(record: Record) -> str:
     whitespace collapsed), whatever the label; records without text by their id."""
     if not record.text:
         return "id\x1f" + record.id
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", record.text).casefold()).strip()
+    return normalise(record.text)
 
 
 def draw_membership(records: list[Record], seed: int) -> np.ndarray:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from app.cli.demo import wait_until_ready
 from tests.utils.factories import dataset_bytes, tiny_model_archive, upload
 from tests.utils.processes import free_port, leakgate
+from tests.utils.worker import Processes
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +62,11 @@ def embedded(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def procs(env) -> Iterator[Processes]:
+    """Worker and sweeper processes on the module's `env`, all stopped after the test."""
+    processes = Processes(env)
+    yield processes
+    processes.close()

@@ -14,7 +14,7 @@ import pytest
 from app.dashboard.summary import key_numbers
 from app.presentation.chart_svg import BoundBar, Series, epsilon_svg, nice_max, trend_svg
 from tests.utils.audits import build_report, claim, claim_and_succeed, submit, succeed
-from tests.utils.dashboard import SVG_NS, login
+from tests.utils.dashboard import SVG_NS, audit_read, login
 from tests.utils.factories import new_key
 
 
@@ -186,38 +186,11 @@ def test_audit_page_explains_verdict_with_timeline_and_epsilon_chart(
     assert "<h2>Canaries</h2>" not in html
 
 
-def read_model(**extra):
-    """An audit as the API reads it, with `extra` fields set."""
-    from app.audits.schemas import AuditRead, ModelRef
-    from app.core.timeutil import utcnow
-
-    now = utcnow()
-    return AuditRead(
-        id="a1",
-        model=ModelRef(name="m", version="3"),
-        task="text-classification",
-        state="succeeded",
-        progress=1.0,
-        stage="done",
-        error=None,
-        cancel_requested=False,
-        verdict="consistent",
-        claimed_epsilon=8.0,
-        auc=0.7,
-        epsilon_lower_bound=0.1,
-        created_at=now,
-        started_at=now,
-        finished_at=now,
-        links={},
-        **{"gate": None, "gate_reasons": [], "policy": None, **extra},
-    )
-
-
 def render_detail(view, **context) -> str:
     """The audit page template, rendered with what the route would pass."""
     from app.dashboard.rendering import _env
 
-    audit = context.pop("audit", None) or read_model()
+    audit = context.pop("audit", None) or audit_read()
     base = dict(
         tenant=None,
         refresh_s=None,
@@ -250,7 +223,7 @@ def test_release_gate_is_shown_when_the_read_model_has_it(activate):
         limit=0.8,
         message="AUC 0.91 exceeds the policy's 0.80",
     )
-    audit = read_model(gate="fail", gate_reasons=[reason])
+    audit = audit_read(gate="fail", gate_reasons=[reason])
     html = render_detail(None, audit=audit, gate="fail", gate_reasons=audit.gate_reasons)
     assert "<h2>Release gate</h2>" in html and "badge-gate-fail" in html
     assert "<strong>max_auc</strong> · fail: AUC 0.91 exceeds the policy&#39;s 0.80" in html
@@ -420,7 +393,7 @@ def test_privacy_utility_chart_orders_audits_by_claimed_epsilon():
     from app.dashboard.trends import model_trends, privacy_utility
 
     def row(claim: float | None, accuracy: float | None) -> ListRow:
-        audit = read_model().model_copy(update={"claimed_epsilon": claim})
+        audit = audit_read().model_copy(update={"claimed_epsilon": claim})
         return ListRow(audit, KeyNumbers(accuracy=accuracy))
 
     rows = [row(8.0, 0.9), row(1.0, 0.6), row(None, 0.95), row(4.0, None), row(2.0, 0.8)]

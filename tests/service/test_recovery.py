@@ -13,7 +13,6 @@ import pytest
 from tests.utils.env import own_queue_on_postgres
 from tests.utils.factories import dataset_bytes, new_key, upload
 from tests.utils.worker import (
-    Processes,
     api_client,
     audit_rows,
     kill_at_stage,
@@ -38,13 +37,6 @@ def env(pg_schema, tmp_path) -> Iterator[dict[str, str]]:
         pg_schema, tmp_path / "home", queue="leakgate-recovery", extra=FAST_RECOVERY
     ) as values:
         yield values
-
-
-@pytest.fixture
-def procs(env) -> Iterator[Processes]:
-    processes = Processes(env)
-    yield processes
-    processes.close()
 
 
 @pytest.fixture

@@ -48,13 +48,6 @@ def env(pg_schema, tmp_path) -> Iterator[dict[str, str]]:
         yield values
 
 
-@pytest.fixture
-def procs(env) -> Iterator[Processes]:
-    processes = Processes(env)
-    yield processes
-    processes.close()
-
-
 def _without_dropout(tmp: Path) -> bytes:
     """The tiny classifier with dropout zeroed: references trained from its config are then
     deterministic given their seeds and batches, whichever shard trains them."""
