@@ -28,6 +28,7 @@ from bench import (
     reference_training,
     scoring_floor,
     scoring_throughput,
+    sharding,
     tables,
 )
 from bench.harness import (
@@ -40,7 +41,7 @@ from bench.harness import (
     versions,
 )
 
-BENCHMARKS = ("throughput", "floor", "peers", "reference")
+BENCHMARKS = ("throughput", "floor", "peers", "reference", "sharding")
 NEEDS_TARGET = {"throughput", "peers", "reference"}  # the tiny intent classifier
 
 # The audited model: the bundled intent classifier at a size where scoring and the attacks,
@@ -113,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert target is not None
         _say("3. reference-model training ...")
         results["reference_training"] = reference_training.run(target, quick=args.quick)
+    if "sharding" in args.only:
+        _say("4. one audit over 1 vs 2 worker processes (PostgreSQL + Redis) ...")
+        results["sharding"] = sharding.run(quick=args.quick)
     load_after = load_average()
     _say(f"load average after: {load_after}")
 
@@ -191,6 +195,8 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
         lines += end_to_end_vs_peers.markdown(benchmarks["end_to_end_vs_peers"])
     if "reference_training" in benchmarks:
         lines += reference_training.markdown(benchmarks["reference_training"])
+    if "sharding" in benchmarks:
+        lines += sharding.markdown(benchmarks["sharding"])
     return lines
 
 

@@ -1,7 +1,8 @@
 """One audit with reference models on 1 worker process vs 2 (1 thread each): what sharding buys.
 
-    .venv/bin/python -m bench.sharding            # bench/results/sharding.json
-    .venv/bin/python -m bench.sharding --quick    # smaller sizes, one round (same file)
+Part of `python -m bench.run` (`--only sharding` runs it alone); the measurement runs in a
+child process (`python -m bench.sharding --task measure ...`), since it sets the service's
+environment variables and starts worker processes of its own.
 
 The service path as deployed: PostgreSQL (a schema of its own) and Redis (a queue of its own),
 real `leakgate worker` processes (concurrency 1, `LEAKGATE_TORCH_THREADS=1`), the API in this
@@ -22,7 +23,6 @@ Per-reference costs (training and scoring seconds / K) come from the 1-shard rep
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -31,18 +31,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS_DIR, load_average, machine_info, versions
+from bench.harness import Payload, child_main, load_average, run_child
 
 PG_ADMIN_URL = os.environ.get(
     "LEAKGATE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("LEAKGATE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+MODULE = "bench.sharding"
 CONFIGS = {"1w-1s": (1, 1), "1w-2s": (1, 2), "2w-2s": (2, 2)}
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]
 LABELS = ["balance", "transfer", "card", "loan"]
@@ -200,31 +200,23 @@ def run_audit(client, auth: dict[str, str], ids: dict[str, str], spec: dict) -> 
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.sharding", description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--summarise", action="store_true", help="only redo the summary")
-    args = parser.parse_args(argv)
-    size = sizes(args.quick)
-    if args.rounds:
-        size["rounds"] = args.rounds
-    if args.summarise:  # recompute the summary of a results file (e.g. after adding a ratio)
-        path = RESULTS_DIR / "sharding.json"
-        result = json.loads(path.read_text())
-        result["summary"] = summarise(
-            result["rounds"], result["settings"], result["target"], result["matmul_gflops_1_thread"]
-        )
-        path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-        return 0
+def run(*, quick: bool) -> Payload:
+    """The whole measurement in one child; its payload with the child's own costs."""
+    child = run_child(MODULE, "measure", {"quick": quick}, timeout_s=3600)
+    payload = dict(child.payload)
+    payload["child"] = {k: v for k, v in child.as_dict().items() if k != "payload"}
+    return payload
+
+
+def measure(spec: Payload) -> Payload:
+    """Every configuration of every round, through the deployed service path."""
     from fastapi.testclient import TestClient
 
     from app.client import pack_model_folder
     from app.main import create_app
     from attacks.testing import build_tiny_text_classifier
 
-    started = datetime.now(UTC)
-    load_before = load_average()
+    size = sizes(spec["quick"])
     matmul = matmul_gflops()
     with tempfile.TemporaryDirectory() as tmp, service(Path(tmp) / "home") as env:
         folder = build_tiny_text_classifier(
@@ -239,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ids = {}
             for field, body, kind in (
                 ("target", model, "model"),
-                ("members", _dataset(size["n"], 0, 0), "dataset"),
+                ("members", members, "dataset"),
                 ("non_members", _dataset(size["n"], 10_000, 1), "dataset"),
                 ("population", _dataset(size["n"], 20_000, 2), "dataset"),
             ):
@@ -263,33 +255,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         # Warm-up, not measured: every worker process imports torch and
                         # transformers and loads the target once (a shard per worker).
                         run_audit(client, auth, ids, audit_spec(size, n_shards, 1))
-                        spec = audit_spec(size, n_shards, size["epochs"])
+                        spec_ = audit_spec(size, n_shards, size["epochs"])
                         measured[name] = {
-                            **run_audit(client, auth, ids, spec),
+                            **run_audit(client, auth, ids, spec_),
                             "load": load_average(),
                         }
                     print(f"round {round_} {name}: {measured[name]['wall_s']:.1f} s", flush=True)
                 rounds.append({"order": order, **measured})
-    result = {
-        "benchmark": "sharding",
-        "quick": args.quick,
-        "command": "python -m bench.sharding" + (" --quick" if args.quick else ""),
-        "started_at": started.isoformat(),
-        "machine": machine_info(),
-        "load_before": load_before,
+    return {
         "matmul_gflops_1_thread": matmul,
         "target": target,
-        "versions": versions(),
         "settings": size,
         "rounds": rounds,
         "summary": summarise(rounds, size, target, matmul),
     }
-    # One file either way (`quick` says which): on a machine too loaded for the full size, the
-    # quick run is the one committed.
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "sharding.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(json.dumps(result["summary"], indent=2))
-    return 0
 
 
 def _new_key() -> str:
@@ -342,5 +321,55 @@ def summarise(
     }
 
 
+def markdown(result: Payload) -> list[str]:
+    """Lines of the results table for this benchmark."""
+    size, summary = result["settings"], result["summary"]
+    lines = [
+        "## 4. One audit over 1 vs 2 worker processes (reference shards)",
+        "",
+        f"The same audit through PostgreSQL + Redis and real `leakgate worker` processes "
+        f"(concurrency 1, one torch thread each): tiny BERT target "
+        f"({result['target']['parameters']:,} parameters), {size['n']} members + {size['n']} "
+        f"non-members + {size['n']} population, K = {size['references']} references trained "
+        f"by the workers for {size['epochs']} epochs, loss + LiRA + RMIA. Workers warm; wall "
+        f"from claim to report; {size['rounds']} paired round(s) in alternating order.",
+        "",
+        "| configuration | audit wall s (per round) | reference stage s (per round) |",
+        "| --- | --- | --- |",
+    ]
+    names = {
+        "1w-1s": "1 worker, 1 shard",
+        "1w-2s": "1 worker, 2 shards",
+        "2w-2s": "2 workers, 2 shards",
+    }
+    for key, name in names.items():
+        walls = ", ".join(f"{r[key]['wall_s']:.1f}" for r in result["rounds"])
+        stages = ", ".join(f"{r[key]['timings']['references']:.1f}" for r in result["rounds"])
+        lines.append(f"| {name} | {walls} | {stages} |")
+    stage = ", ".join(f"{r:.2f}" for r in summary["reference_stage_speedup_2_workers_paired"])
+    whole = ", ".join(f"{r:.2f}" for r in summary["speedup_2_workers_paired"])
+    lines += [
+        "",
+        f"- Reference stage, 1 worker / 2 workers, paired: {stage} (median "
+        f"**{summary['reference_stage_speedup_2_workers_median']:.2f}x**).",
+        f"- Whole audit, paired: {whole} (median {summary['speedup_2_workers_median']:.2f}x); "
+        "the verdict's fixed cost does not shard.",
+        f"- Per reference (1 worker, 1 shard): {summary['per_reference_training_s']:.2f} s "
+        f"training, {summary['per_reference_scoring_s']:.3f} s scoring; "
+        f"{100 * summary['training_share_of_matmul']:.0f}% and "
+        f"{100 * summary['scoring_share_of_matmul']:.0f}% of this machine's fp32 matmul rate "
+        f"on one thread ({result['matmul_gflops_1_thread']['median']:.0f} GFLOP/s median). "
+        "`docs/capacity.md` turns these into audits per hour.",
+        "- Same AUCs with 2 shards on 1 or 2 workers: "
+        f"{_yes(summary['same_aucs_1w_2s_vs_2w_2s'])}.",
+        "",
+    ]
+    return lines
+
+
+def _yes(flag: Any) -> str:
+    return "yes" if flag else "**no**"
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    child_main({"measure": measure})
