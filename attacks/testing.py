@@ -194,3 +194,46 @@ def train_tiny_lora_adapter(
     model.eval()
     model.save_pretrained(str(adapter_dir))
     return Path(adapter_dir)
+
+
+def train_tiny_lm_lora_adapter(
+    base_dir: Path,
+    adapter_dir: Path,
+    texts: list[str],
+    *,
+    steps: int = 40,
+    rank: int = 4,
+    lr: float = 2e-2,
+    seed: int = 0,
+) -> Path:
+    """Fit a LoRA adapter (peft's default modules: GPT-2's c_attn) of the causal LM in
+    `base_dir` to `texts` (full-batch AdamW) and write it as peft's `save_pretrained` does,
+    task_type CAUSAL_LM, so `texts` are its members."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    base = AutoModelForCausalLM.from_pretrained(
+        base_dir, local_files_only=True, use_safetensors=True
+    )
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=rank, lora_alpha=2 * rank, lora_dropout=0.0)
+    model = get_peft_model(base, config)
+    encoded = [tokenizer(text)["input_ids"] for text in texts]
+    longest = max(len(ids) for ids in encoded)
+    input_ids = torch.full((len(texts), longest), tokenizer.eos_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    model.eval()  # no dropout in the base: the adapter alone fits the texts
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
+        )
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+            optimizer.step()
+    model.save_pretrained(str(adapter_dir))
+    return Path(adapter_dir)

@@ -137,25 +137,42 @@ def reference_setup(
     population: list[Record],
     all_labels: np.ndarray,
 ) -> ReferenceSetup:
-    spec, ref_spec = ctx.spec, ctx.spec.reference_spec
+    ref_spec = ctx.spec.reference_spec
     texts = [r.text for r in records] + [r.text for r in population]
-    n = len(records)
-    online = ref_spec.mode == "online"
-    pool = np.arange(len(texts)) if online else np.arange(n, len(texts))
-    pool_masks = inclusion_masks(len(pool), ref_spec.count, seed=spec.options.seed)
-    in_mask = np.zeros((ref_spec.count, len(texts)), dtype=bool)
-    in_mask[:, pool] = pool_masks
-    config = TrainConfig(
-        epochs=ref_spec.train.epochs,
-        lr=ref_spec.train.lr,
-        batch_size=ref_spec.train.batch_size,
-        weight_decay=ref_spec.train.weight_decay,
-        seed=spec.options.seed,
-        max_length=spec.options.max_length,
-    )
+    pool, pool_masks, in_mask = _inclusion(ctx, len(records), len(texts))
     base_dir = ctx.model_dir(ref_spec.base_model) if ref_spec.base_model else None
     return ReferenceSetup(
-        Path(target_dir), texts, np.asarray(all_labels), pool, pool_masks, in_mask, config, base_dir
+        Path(target_dir),
+        texts,
+        np.asarray(all_labels),
+        pool,
+        pool_masks,
+        in_mask,
+        _train_config(ctx),
+        base_dir,
+    )
+
+
+def _inclusion(ctx: AuditContext, n: int, n_texts: int) -> tuple[np.ndarray, ...]:
+    """The pool the references train on (online: audited + population texts; offline: the
+    population), each reference's random half of it, and the IN mask over all texts."""
+    ref_spec = ctx.spec.reference_spec
+    pool = np.arange(n_texts) if ref_spec.mode == "online" else np.arange(n, n_texts)
+    pool_masks = inclusion_masks(len(pool), ref_spec.count, seed=ctx.spec.options.seed)
+    in_mask = np.zeros((ref_spec.count, n_texts), dtype=bool)
+    in_mask[:, pool] = pool_masks
+    return pool, pool_masks, in_mask
+
+
+def _train_config(ctx: AuditContext) -> TrainConfig:
+    spec, train = ctx.spec, ctx.spec.reference_spec.train
+    return TrainConfig(
+        epochs=train.epochs,
+        lr=train.lr,
+        batch_size=train.batch_size,
+        weight_decay=train.weight_decay,
+        seed=spec.options.seed,
+        max_length=spec.options.max_length,
     )
 
 
@@ -237,3 +254,85 @@ def _uploaded(ctx, records, population, texts):
             )
         )
     return np.stack(logits), in_mask, 0.0, False
+
+
+def causal_lm_references(
+    ctx: AuditContext,
+    target,
+    records: list[Record],
+    signals: dict[str, np.ndarray],
+    *,
+    start: float,
+) -> tuple[AttackInputs, ReferenceModels]:
+    """LiRA/RMIA inputs for a LoRA-adapter causal LM: K LoRA adapters trained over the
+    audit's base model (the target's rank and modules), in one task (never sharded), on
+    halves of the audited + population texts (online) or of the population (offline)."""
+    from attacks.lm_signals import lm_signals
+    from attacks.reference import lm_reference_signals, train_reference_lm_adapters
+    from attacks.targets.causal_lm import CausalLM
+
+    spec, ref_spec, options = ctx.spec, ctx.spec.reference_spec, ctx.spec.options
+    assert spec.population is not None and spec.base_model is not None and spec.target
+    population = ctx.records(spec.population)
+    texts = [r.text for r in records] + [r.text for r in population]
+    n = len(records)
+
+    ctx.progress(start, "scoring population on the target", force=True)
+    with ctx.timed("score"):
+        population_stats = target.token_statistics(
+            texts[n:],
+            batch_size=options.batch_size,
+            max_length=options.max_length,
+            progress=ctx.progress.span(start, start + 0.05, "scoring population on the target"),
+        )
+    population_signals = lm_reference_signals(lm_signals(population_stats)["loss"])
+
+    began = time.perf_counter()
+    pool, pool_masks, in_mask = _inclusion(ctx, n, len(texts))
+    adapter = ctx.artifact(spec.target).meta
+    rank = int(adapter.get("r") or 8)
+    base = CausalLM.load(
+        ctx.model_dir(spec.base_model),
+        target.device,
+        tokenizer_dir=ctx.model_dir(spec.target),  # the merged target's: the one audited
+    )
+    stage = f"training {ref_spec.count} reference adapters"
+    ctx.progress(start + 0.05, stage, force=True)
+    references = train_reference_lm_adapters(
+        base,
+        [texts[i] for i in pool],
+        pool_masks,
+        _train_config(ctx),
+        rank=rank,
+        alpha=2 * rank,
+        target_modules=adapter.get("target_modules"),
+        progress=ctx.progress.span(start + 0.05, 0.75, stage),
+    )
+    ctx.progress(0.75, "scoring with the reference adapters", force=True)
+    losses = references.mean_token_loss(
+        texts,
+        batch_size=options.batch_size,
+        max_length=options.max_length,
+        progress=ctx.progress.span(0.75, 0.85, "scoring with the reference adapters"),
+    )
+    ctx.timings["references"] = time.perf_counter() - began
+    stacked = lm_reference_signals(losses)
+    inputs = AttackInputs(
+        target=signals,
+        references={name: values[:, :n] for name, values in stacked.items()},
+        reference_in=in_mask[:, :n],
+        population_target=population_signals,
+        population_references={name: values[:, n:] for name, values in stacked.items()},
+        population_reference_in=in_mask[:, n:],
+    )
+    info = ReferenceModels(
+        count=ref_spec.count,
+        source="trained",
+        mode="online" if in_mask[:, :n].any() else "offline",
+        n_population=len(population),
+        training_seconds=references.training_seconds,
+        scoring_seconds=ctx.timings["references"] - references.training_seconds,
+        trained_together=references.trained_together,
+        shards=1,
+    )
+    return inputs, info

@@ -157,7 +157,12 @@ def score_causal_lm(ctx: AuditContext) -> SignalSet:
         model = CausalLM.load(ctx.model_dir(spec.target))
         records, n_members = _audited(ctx)
     texts = [r.text for r in records]
-    end = 0.5 if spec.reference_lm else 0.85
+    # Progress: audited records end at `end`, the reference LM at `scored`; reference
+    # adapters, when asked for, take most of the rest.
+    if spec.uses_references:
+        end, scored = (0.15 if spec.reference_lm else 0.25), 0.25
+    else:
+        end, scored = (0.5 if spec.reference_lm else 0.85), 0.85
     with ctx.timed("score"):
         stats = model.token_statistics(
             texts,
@@ -173,15 +178,24 @@ def score_causal_lm(ctx: AuditContext) -> SignalSet:
                 texts,
                 batch_size=spec.options.batch_size,
                 max_length=spec.options.max_length,
-                progress=ctx.progress.span(end, 0.85, "scoring with the reference model"),
+                progress=ctx.progress.span(end, scored, "scoring with the reference model"),
             )
     signals = lm_signals(stats, k=spec.options.min_k, reference=reference)
+    inputs = AttackInputs(target=signals)
+    reference_models = None
+    if spec.uses_references:
+        from attacks.reference import lm_reference_signals
+        from workers.references import causal_lm_references
+
+        signals = {**signals, **lm_reference_signals(signals["loss"])}
+        inputs, reference_models = causal_lm_references(ctx, model, records, signals, start=scored)
     return SignalSet(
-        inputs=AttackInputs(target=signals),
+        inputs=inputs,
         records=records,
         n_members=n_members,
         target=model.target_info(),
         device=describe_device(model.device),
+        reference_models=reference_models,
     )
 
 

@@ -23,7 +23,9 @@ LM_ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference_ratio")
 ATTACKS_BY_TASK: dict[str, tuple[str, ...]] = {
     "text-classification": CLASSIFIER_THRESHOLD_ATTACKS + REFERENCE_ATTACKS,
     "predictions": CLASSIFIER_THRESHOLD_ATTACKS,
-    "causal-lm": LM_ATTACKS,
+    # LiRA and RMIA on a causal LM: the target is a LoRA adapter, its references LoRA
+    # adapters over the same base model (attacks.reference.lora).
+    "causal-lm": LM_ATTACKS + REFERENCE_ATTACKS,
 }
 
 
@@ -241,7 +243,36 @@ class AuditSpec(BaseModel):
             )
         if "reference_ratio" in self.attacks and self.reference_lm is None:
             raise ValueError("attack reference_ratio needs a reference_lm artifact")
+        if self.task == "causal-lm" and self.uses_references:
+            self._check_lm_references()
         return self
+
+    def _check_lm_references(self) -> None:
+        """A causal LM's reference models are LoRA adapters the worker trains over the
+        target's base model: the target must be an adapter, and nothing else is supported."""
+        named = [a for a in self.attacks or () if a in REFERENCE_ATTACKS]
+        if self.base_model is None:
+            raise ValueError(
+                f"attacks {named} on a causal LM train reference models as LoRA adapters over "
+                "the target's base model: the target must be a PEFT/LoRA adapter and "
+                "base_model must name its base model artifact"
+            )
+        references = self.reference_spec
+        if references.uploaded:
+            raise ValueError(
+                "references.uploaded: uploaded reference models are for text-classification; "
+                "causal-LM reference adapters are trained by the worker"
+            )
+        if references.base_model is not None:
+            raise ValueError(
+                "references.base_model: causal-LM reference adapters are trained over the "
+                "audit's base_model; remove references.base_model"
+            )
+        if references.shards is not None and references.shards > 1:
+            raise ValueError(
+                "references.shards: causal-LM reference adapters share one base model and "
+                "train in one task; remove shards (or set it to 1)"
+            )
 
     @property
     def uses_references(self) -> bool:
@@ -275,10 +306,15 @@ class StoredAuditSpec(AuditSpec):
 
 
 def default_attacks(spec: AuditSpec) -> list[str]:
-    """Every cheap attack that fits the task, plus LiRA and RMIA when a population is given."""
+    """Every cheap attack that fits the task, plus LiRA and RMIA when a population is given
+    (for a causal LM, also `references` and an adapter target's base_model)."""
     if spec.task == "causal-lm":
         base = ["loss", "zlib", "min_k", "min_k_plus_plus"]
-        return base + (["reference_ratio"] if spec.reference_lm else [])
+        base += ["reference_ratio"] if spec.reference_lm else []
+        # Reference adapters cost a training run: only when asked for with `references`.
+        if spec.references is not None and spec.base_model and spec.population is not None:
+            base += ["lira-global", "rmia"]
+        return base
     base = ["loss", "confidence"]
     if spec.task == "text-classification" and spec.population is not None:
         # Per-record variances need many models (Carlini et al. use a fixed one below 64);

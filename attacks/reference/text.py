@@ -39,7 +39,13 @@ from attacks.targets.loading import cut_for_tokenizer
 MASK_MODES = ("2d", "padding-4d", "causal-4d")
 
 
-class SequenceLogits(nn.Module):
+class MaskModeModule(nn.Module):
+    """A module that passes its padding mask on in `mask_mode` form (one of `MASK_MODES`)."""
+
+    mask_mode: str = "2d"
+
+
+class SequenceLogits(MaskModeModule):
     """A sequence classifier as (input_ids, attention_mask) -> logits, the padding mask in
     `mask_mode` form, so K copies can be stacked and called through `functional_call`."""
 
@@ -54,15 +60,21 @@ class SequenceLogits(nn.Module):
         ).logits
 
     def _mask(self, attention_mask: torch.Tensor, length: int) -> torch.Tensor:
-        if self.mask_mode == "2d":
-            return attention_mask
-        keep = attention_mask[:, None, None, :].bool()
-        if self.mask_mode == "causal-4d":
-            causal = torch.ones(length, length, dtype=torch.bool, device=keep.device).tril()
-            keep = keep & causal
-        dtype = self.model.dtype
-        zero = torch.zeros((), dtype=dtype, device=keep.device)
-        return torch.where(keep, zero, torch.finfo(dtype).min)
+        return mask_in_mode(attention_mask, length, self.mask_mode, self.model.dtype)
+
+
+def mask_in_mode(
+    attention_mask: torch.Tensor, length: int, mode: str, dtype: torch.dtype
+) -> torch.Tensor:
+    """The padding mask [B, L] in one of `MASK_MODES`: as is, or as an additive 4-D bias."""
+    if mode == "2d":
+        return attention_mask
+    keep = attention_mask[:, None, None, :].bool()
+    if mode == "causal-4d":
+        causal = torch.ones(length, length, dtype=torch.bool, device=keep.device).tril()
+        keep = keep & causal
+    zero = torch.zeros((), dtype=dtype, device=keep.device)
+    return torch.where(keep, zero, torch.finfo(dtype).min)
 
 
 @dataclass
@@ -268,29 +280,47 @@ def _vmappable_mask_mode(
 ) -> tuple[str | None, str]:
     """The first mask form under which the vmapped forward gives each model's own logits, on
     texts of different lengths so padding is exercised; None and the reasons if none does."""
-    lengths = np.asarray([len(ids) for ids in encoded])
-    picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
-    (ids, mask), _ = make_batch(np.tile(np.unique(picks), (k, 1)))
+    (ids, mask), _ = make_batch(np.tile(probe_rows(encoded), (k, 1)))
     for model in models:
         model.eval()
     params, buffers = stack_module_state(models)
-    template = models[0]
+    with torch.no_grad():
+        expected = torch.stack([model(ids[j], mask[j]) for j, model in enumerate(models)])
+    return vmappable_mask_mode(models[0], params, buffers, (ids, mask), expected)
+
+
+def probe_rows(encoded: list[list[int]]) -> np.ndarray:
+    """Up to 8 rows of different lengths, shortest to longest, so the probe pads some."""
+    lengths = np.asarray([len(ids) for ids in encoded])
+    picks = np.argsort(lengths, kind="stable")[np.linspace(0, len(lengths) - 1, 8).astype(int)]
+    return np.unique(picks)
+
+
+def vmappable_mask_mode(
+    template: MaskModeModule,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    inputs: tuple[torch.Tensor, torch.Tensor],
+    expected: torch.Tensor,
+) -> tuple[str | None, str]:
+    """The first of `MASK_MODES` (set on `template.mask_mode`) under which one vmapped
+    `functional_call` over the stacked state gives `expected` [K, ...], each model's own plain
+    2-D-mask output on `inputs` (ids and mask [K, B, L]); None and the reasons if none does."""
     reasons = []
     try:
         with torch.no_grad():
-            expected = torch.stack([model(ids[j], mask[j]) for j, model in enumerate(models)])
             for mode in MASK_MODES:
                 template.mask_mode = mode
                 try:
                     got = vmap(lambda p, b, i, m: functional_call(template, (p, b), (i, m)))(
-                        params, buffers, ids, mask
+                        params, buffers, *inputs
                     )
                 except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
                     reasons.append(f"{mode}: {type(error).__name__}: {str(error)[:200]}")
                     continue
                 if torch.allclose(got, expected, rtol=1e-3, atol=1e-4):
                     return mode, ""
-                reasons.append(f"{mode}: logits differ from the plain forward")
+                reasons.append(f"{mode}: outputs differ from the plain forward")
     finally:
         template.mask_mode = "2d"
     return None, "vmap cannot run this architecture (" + "; ".join(reasons) + ")"

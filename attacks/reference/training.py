@@ -104,6 +104,9 @@ class StackedModels:
             )
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def fit_models(
     models: Sequence[nn.Module],
     make_batch: Callable[[np.ndarray], Batch],
@@ -123,18 +126,84 @@ def fit_models(
     comparable models and a benchmark can time both. If the first vmapped step fails on this
     architecture, the models are trained one after another and `note` says why.
     """
+    params, buffers = stack_module_state(models)
+    return fit_stacked(
+        models[0],
+        params,
+        buffers,
+        make_batch,
+        plan,
+        steps_per_epoch,
+        config,
+        together=together,
+        device=device,
+        progress=progress,
+    )
+
+
+def fit_stacked(
+    template: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    make_batch: Callable[[np.ndarray], Batch],
+    plan: np.ndarray,
+    steps_per_epoch: int,
+    config: TrainConfig,
+    *,
+    together: bool,
+    device: str,
+    progress: Progress | None = None,
+    loss: Loss = F.cross_entropy,
+) -> StackedModels:
+    """`fit_models` on K models given as stacked state: `params` and `buffers` [K, ...] (the
+    initial values, leaves), called through `template` with `functional_call`.
+
+    Whatever `template` holds beyond the stacked names (a frozen base model under K LoRA
+    adapters) is shared by every model: held once, never stepped, and unbatched under vmap.
+    One after another, model k is stepped on its own copy of its slice, with the same plan,
+    seeds and optimizer as together, so the two modes give the same models up to rounding.
+    """
     if together:
         try:
             return _fit_together(
-                models, make_batch, plan, steps_per_epoch, config, device, progress
+                template,
+                params,
+                buffers,
+                make_batch,
+                plan,
+                steps_per_epoch,
+                config,
+                device,
+                progress,
+                loss,
             )
         except _VmapUnsupported as error:
             stacked = _fit_sequential(
-                models, make_batch, plan, steps_per_epoch, config, device, progress
+                template,
+                params,
+                buffers,
+                make_batch,
+                plan,
+                steps_per_epoch,
+                config,
+                device,
+                progress,
+                loss,
             )
             stacked.note = f"trained one after another: vmap failed ({error})"
             return stacked
-    return _fit_sequential(models, make_batch, plan, steps_per_epoch, config, device, progress)
+    return _fit_sequential(
+        template,
+        params,
+        buffers,
+        make_batch,
+        plan,
+        steps_per_epoch,
+        config,
+        device,
+        progress,
+        loss,
+    )
 
 
 class _VmapUnsupported(Exception):
@@ -142,24 +211,27 @@ class _VmapUnsupported(Exception):
 
 
 def _fit_together(
-    models: Sequence[nn.Module],
+    template: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
     make_batch: Callable[[np.ndarray], Batch],
     plan: np.ndarray,
     steps_per_epoch: int,
     config: TrainConfig,
     device: str,
     progress: Progress | None,
+    loss: Loss,
 ) -> StackedModels:
-    template = models[0]
-    params, buffers = stack_module_state(models)
     optimizer = torch.optim.Adam(params.values(), lr=config.lr, weight_decay=config.weight_decay)
 
-    def loss(p: dict[str, Any], b: dict[str, Any], inputs: tuple, labels: torch.Tensor) -> Any:
-        return F.cross_entropy(functional_call(template, (p, b), inputs), labels)
+    def model_loss(
+        p: dict[str, Any], b: dict[str, Any], inputs: tuple, labels: torch.Tensor
+    ) -> Any:
+        return loss(functional_call(template, (p, b), inputs), labels)
 
     # Dropout masks must differ between models, as they would if trained apart.
-    batched_loss = vmap(loss, randomness="different")
-    k = len(models)
+    batched_loss = vmap(model_loss, randomness="different")
+    k = len(next(iter(params.values())))
     history = torch.zeros((config.epochs, k), dtype=torch.float64, device=device)
     template.train()
     with _seeded(config.seed, device):
@@ -168,7 +240,8 @@ def _fit_together(
             optimizer.zero_grad(set_to_none=True)
             try:
                 losses = batched_loss(params, buffers, inputs, labels)
-                losses.sum().backward()  # no parameter is shared: each model gets its own gradient
+                # Each model's loss reaches only its own slice of the stacked parameters.
+                losses.sum().backward()
             except (RuntimeError, NotImplementedError) as error:
                 if step > 0:
                     raise
@@ -188,36 +261,48 @@ def _fit_together(
 
 
 def _fit_sequential(
-    models: Sequence[nn.Module],
+    template: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
     make_batch: Callable[[np.ndarray], Batch],
     plan: np.ndarray,
     steps_per_epoch: int,
     config: TrainConfig,
     device: str,
     progress: Progress | None,
+    loss: Loss,
 ) -> StackedModels:
-    k = len(models)
+    k = len(next(iter(params.values())))
     history = torch.zeros((config.epochs, k), dtype=torch.float64, device=device)
-    for index, model in enumerate(models):
-        model.train()
+    trained_params, trained_buffers = [], []
+    template.train()
+    for index in range(k):
+        own = {
+            n: v[index].detach().clone().requires_grad_(v.requires_grad) for n, v in params.items()
+        }
+        own_buffers = {n: v[index].clone() for n, v in buffers.items()}  # running stats update
         optimizer = torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            [v for v in own.values() if v.requires_grad],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
         )
         with _seeded(config.seed + index, device):
             for step in range(len(plan)):
                 inputs, labels = make_batch(plan[step, index : index + 1])
-                loss = F.cross_entropy(model(*(t[0] for t in inputs)), labels[0])
+                output = functional_call(template, (own, own_buffers), tuple(t[0] for t in inputs))
+                value = loss(output, labels[0])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 optimizer.step()
-                history[step // steps_per_epoch, index] += loss.detach()
+                history[step // steps_per_epoch, index] += value.detach()
                 if progress is not None:
                     progress(index * len(plan) + step + 1, len(plan) * k)
-    params, buffers = stack_module_state(models)
+        trained_params.append({n: v.detach() for n, v in own.items()})
+        trained_buffers.append(own_buffers)
     return StackedModels(
-        template=models[0],
-        params={name: value.detach() for name, value in params.items()},
-        buffers=buffers,
+        template=template,
+        params={n: torch.stack([p[n] for p in trained_params]) for n in params},
+        buffers={n: torch.stack([b[n] for b in trained_buffers]) for n in buffers},
         training_seconds=0.0,
         trained_together=False,
         loss_history=(history / max(steps_per_epoch, 1)).cpu().numpy(),

@@ -24,10 +24,12 @@ class Target:
         self.device = device
 
     @classmethod
-    def load(cls, path: Path, device: str | None = None) -> Self:
+    def load(
+        cls, path: Path, device: str | None = None, *, tokenizer_dir: Path | None = None
+    ) -> Self:
         """Load weights and tokenizer from a local folder only: safetensors, no remote code,
         so an uploaded model cannot run code or reach the network."""
-        return cls(*load_local(cls.auto_class, path, device))
+        return cls(*load_local(cls.auto_class, path, device, tokenizer_dir))
 
     @property
     def n_parameters(self) -> int:

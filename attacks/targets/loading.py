@@ -52,8 +52,13 @@ def check_loading_info(info: dict[str, Any]) -> None:
         )
 
 
-def load_local(auto_class: Any, path: Path, device: str | None) -> tuple[Any, Any, str]:
+def load_local(
+    auto_class: Any, path: Path, device: str | None, tokenizer_dir: Path | None = None
+) -> tuple[Any, Any, str]:
     """Model, tokenizer and device, so that an uploaded model cannot run code or reach the net.
+
+    The tokenizer comes from `tokenizer_dir` when given (a base model under an adapter that
+    ships its own tokenizer), else from `path`.
 
     Every weight the architecture needs must be in the checkpoint with its shape, and nothing
     else (WeightsMismatch otherwise). Models without a pad token (GPT-2 style) get their EOS
@@ -74,7 +79,9 @@ def load_local(auto_class: Any, path: Path, device: str | None) -> tuple[Any, An
             f"the weights in {path.name} do not fit its config.json: {exc}"
         ) from exc
     check_loading_info(info)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer_dir or path, local_files_only=True, trust_remote_code=False
+    )
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
         if model.config.pad_token_id is None:
