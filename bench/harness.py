@@ -366,5 +366,30 @@ def versions() -> dict[str, str]:
     return found
 
 
+def device_info(device: str) -> Payload:
+    """The device the scoring benchmarks ran on, by name and precision; asked in a child so
+    this orchestrating process never holds a CUDA context while the measured ones run."""
+    if device == "cpu":
+        return {"device": "cpu", "name": None, "precision": "float32"}
+    child = run_child("bench.harness", "device-info", {"device": device}, timeout_s=300)
+    return child.payload if child.ok else {"device": device, "error": child.payload.get("error")}
+
+
+def _device_info(spec: Payload) -> Payload:
+    import torch
+
+    from attacks.device import precision_name
+
+    device = spec["device"]
+    properties = torch.cuda.get_device_properties(device)
+    return {
+        "device": device,
+        "name": torch.cuda.get_device_name(device),
+        "memory_gib": round(properties.total_memory / 2**30, 1),
+        "precision": precision_name(device),
+        "cuda": torch.version.cuda,
+    }
+
+
 if __name__ == "__main__":
-    child_main({"build-target": _build_target})
+    child_main({"build-target": _build_target, "device-info": _device_info})

@@ -34,6 +34,7 @@ from bench import (
 from bench.harness import (
     RESULTS_DIR,
     Payload,
+    device_info,
     ensure_target,
     load_average,
     machine_info,
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "machine": machine_info(),
         "device": args.device,
+        "device_info": device_info(args.device),
         "threads_per_process": args.threads or f"torch default ({os.cpu_count()})",
         "load_average": {"before": load_before, "after": load_after},
         "versions": versions(),
@@ -173,7 +175,7 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
         f"- Command: `.venv/bin/{document['command']}`; everything measured: `{json_name}`",
         f"- Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores "
         f"({machine['usable_cores']} usable), {machine['ram_gib']} GiB RAM, {machine['os']}",
-        f"- Device: {document['device']}; intra-op threads per measured process: "
+        f"- Device: {_device(document)}; intra-op threads per measured process: "
         f"{document['threads_per_process']}",
         f"- Load average (1, 5, 15 min) before: {load['before']}, after: {load['after']} "
         "(a load above 0 means other work shared the cores; each measurement's 1-min load "
@@ -209,6 +211,14 @@ def _target(target: Payload | None) -> str:
         f"members for {build['epochs']} epochs (seed {build['seed']}), audited against "
         f"{build['n_non_members']} non-members"
     )
+
+
+def _device(document: Payload) -> str:
+    """`cuda (NVIDIA H100 80GB HBM3, 79.1 GiB, bf16 autocast)`, or just the device."""
+    info = document.get("device_info") or {}
+    if not info.get("name"):
+        return str(document["device"])
+    return f"{document['device']} ({info['name']}, {info['memory_gib']} GiB, {info['precision']})"
 
 
 def _yes(flag: Any) -> str:

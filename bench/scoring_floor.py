@@ -368,6 +368,7 @@ def _measure(spec: Payload) -> Payload:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from attacks.device import autocast_for, precision_name
     from attacks.targets import CausalLM, TextClassifier
 
     torch.set_num_threads(spec["threads"])
@@ -387,11 +388,11 @@ def _measure(spec: Payload) -> Payload:
         return target.logits(subset, batch_size=batch_size, max_length=max_length)
 
     batches, order, tokens = floor_batches(target, texts, batch_size, max_length)
-    autocast = target._autocast  # the scorer's own precision choice (bf16/fp16 on CUDA only)
 
     def floor(batches_: list[tuple[Any, Any]]) -> Any:
         outputs, last = [], None
-        with torch.inference_mode(), autocast():
+        # The scorers' own precision choice (bf16/fp16 on CUDA only).
+        with torch.inference_mode(), autocast_for(device):
             for input_ids, attention_mask in batches_:
                 extra = {"use_cache": False} if is_lm else {}
                 last = target.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
@@ -405,7 +406,7 @@ def _measure(spec: Payload) -> Payload:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    matmul = matmul_rate_probe(device, autocast)
+    matmul = matmul_rate_probe(device)
 
     warm = texts[: spec["warmup_records"]]
     leakgate(warm)
@@ -455,7 +456,7 @@ def _measure(spec: Payload) -> Payload:
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
-        "precision": "autocast" if device.startswith("cuda") else "float32",
+        "precision": precision_name(device),
     }
 
 
@@ -498,16 +499,16 @@ def floor_batches(
     return batches, order, int(lengths.sum())
 
 
-def matmul_rate_probe(device: str, autocast: Any) -> Any:
+def matmul_rate_probe(device: str) -> Any:
     """A function timing one large square matmul, returning FLOP/s, in the scorers' precision:
     float32 on CPU, the autocast dtype on CUDA."""
     import torch
 
+    from attacks.device import autocast_dtype
+
     cuda = device.startswith("cuda")
     n = 8192 if cuda else 2048
-    dtype = torch.float32
-    if cuda:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = autocast_dtype(device) or torch.float32
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
 

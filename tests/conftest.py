@@ -16,6 +16,21 @@ from tests.utils.env import PG_ADMIN_URL, RUN_ID, Backend, backend_env, environ,
 from tests.utils.factories import new_key
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked `cuda` where torch sees no CUDA device (torch is imported only when
+    such a test was collected)."""
+    marked = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in marked:
+        item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[str]:
     """A fresh schema in the `test` database for this run; its URL puts it first on the path."""

@@ -37,7 +37,7 @@ def canary_section(
     if isinstance(target, TextClassifier):
         label_ids = target.label_ids([c.label for c in canaries]).tolist()
     options = CanaryOptions(
-        batch_size=max(spec.options.batch_size, 256),
+        batch_size=max(spec.options.batch_size or 0, 256),
         confidence=spec.options.confidence,
         delta=delta,
         seed=spec.options.seed,

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from attacks.data import Record
+from attacks.device import describe_device
 from attacks.metrics import utility
 from attacks.mia import AttackInputs
 from attacks.report import ReferenceModels, TargetInfo, Utility
 from attacks.signals import classifier_signals
 from workers.context import AuditContext
-from workers.devices import describe_device
 
 
 @dataclass

@@ -41,7 +41,13 @@ class AuditOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="records per forward pass; default (null): 32 on a CPU worker, sized to "
+        "the free memory on a GPU worker (halved on an out-of-memory error)",
+    )
     max_length: int = Field(default=128, ge=8, le=4096)
     n_bootstrap: int = Field(default=1000, ge=100, le=20000)
     confidence: float = Field(default=0.95, ge=0.5, le=0.999)

@@ -17,6 +17,7 @@ import torch
 
 from attacks.canaries.exposure import all_secrets, exact_rank
 from attacks.canaries.model import CanaryModel, CanaryTokens
+from attacks.device import autocast_for
 
 RANK_BUDGET = 100_000
 """Up to this many candidates the rank under the inverted distribution is exact; beyond it
@@ -172,7 +173,8 @@ def decode_causal_lm(
         totals = torch.zeros(1, device=model.device, dtype=torch.float64)
         slot = 0
         for position in range(int(canary.positions[0]), len(canary.ids)):
-            logits = model.model(input_ids=ids, use_cache=False).logits[:, -1].double()
+            with autocast_for(model.device):
+                logits = model.model(input_ids=ids, use_cache=False).logits[:, -1].double()
             log_p = torch.log_softmax(logits, -1)
             if slot < len(canary.positions) and position == canary.positions[slot]:
                 choices = torch.from_numpy(canary.table[slot]).to(model.device)

@@ -14,8 +14,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from attacks.batching import in_batches
 from attacks.canaries.generation import Canary, Template
 from attacks.canaries.tokens import canary_ids, hf_encode, secret_slots
+from attacks.device import autocast_for, to_device
 
 ModelKind = Literal["text-classification", "token-classification", "causal-lm"]
 
@@ -112,12 +114,15 @@ class CanaryModel:
         if self.kind != "causal-lm":
             extra["token_type_ids"] = torch.zeros((batch, length), dtype=torch.long)
         mask = torch.ones((batch, length), dtype=torch.long, device=self.device)
-        out = self.model(
-            input_ids=ids,
-            inputs_embeds=inputs_embeds,
-            attention_mask=mask,
-            **{k: v.to(self.device) for k, v in extra.items()},
-        ).logits.float()
+        # fp16 (GPUs without bf16) only when no gradient flows: inversion would need a scaler.
+        with autocast_for(self.device, training=torch.is_grad_enabled()):
+            out = self.model(
+                input_ids=ids,
+                inputs_embeds=inputs_embeds,
+                attention_mask=mask,
+                **{k: v.to(self.device) for k, v in extra.items()},
+            ).logits
+        out = out.float()  # log-likelihoods from float32 logits, whatever the forward's dtype
         log_p = torch.log_softmax(out, dim=-1)
         if self.kind == "text-classification":
             assert labels is not None
@@ -134,14 +139,18 @@ class CanaryModel:
     def score_ids(
         self, ids: np.ndarray, labels: np.ndarray | None = None, *, batch_size: int = 1024
     ) -> np.ndarray:
-        """Log-likelihoods [n] of equal-length token rows, `batch_size` rows per forward pass."""
-        out = np.empty(len(ids), dtype=np.float64)
-        for start in range(0, len(ids), batch_size):
-            chunk = torch.from_numpy(ids[start : start + batch_size]).to(self.device)
+        """Log-likelihoods [n] of equal-length token rows, `batch_size` rows per forward pass
+        (halved on a GPU that runs out of memory); one copy to the host at the end."""
+        parts: list[torch.Tensor] = []
+
+        def score(rows: np.ndarray) -> None:
+            chunk = to_device(torch.from_numpy(ids[rows]), self.device)
             chunk_labels = None
             if labels is not None:
-                chunk_labels = torch.from_numpy(labels[start : start + batch_size]).to(self.device)
-            out[start : start + len(chunk)] = (
-                self.log_likelihood(chunk, chunk_labels).double().cpu().numpy()
-            )
-        return out
+                chunk_labels = to_device(torch.from_numpy(labels[rows]), self.device)
+            parts.append(self.log_likelihood(chunk, chunk_labels))
+
+        in_batches(np.arange(len(ids)), batch_size, score)
+        if not parts:
+            return np.empty(0, dtype=np.float64)
+        return torch.cat(parts).double().cpu().numpy()

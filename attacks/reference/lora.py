@@ -19,14 +19,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attacks.batching import longest_first, pad_batch
+from attacks.batching import in_batches, longest_first_order, pad_batch
+from attacks.device import batch_size_for, to_device
 from attacks.reference.text import (
     MaskModeModule,
     mask_in_mode,
@@ -111,21 +112,37 @@ class ReferenceLMAdapters(StackedModels):
         self,
         texts: Sequence[str],
         *,
-        batch_size: int = 16,
+        batch_size: int | None = 16,
         max_length: int = 256,
         progress: Progress | None = None,
     ) -> np.ndarray:
         """Mean next-token loss [K, n] (float64) of every adapter on every text, each text cut
-        and padded as the target's scoring does; one vmapped forward per batch of texts."""
-        if batch_size < 1 or max_length < 2:
+        and padded as the target's scoring does; one vmapped forward per batch of texts, the
+        results copied to the host once. `batch_size=None` sizes batches to the GPU's free
+        memory for K models' [L, vocabulary] logits."""
+        if (batch_size is not None and batch_size < 1) or max_length < 2:
             raise ValueError("batch_size must be positive and max_length at least 2")
         encoded = _encode(self.tokenizer, list(texts), max_length, self.context_length)
-        out = np.empty((self.n_models, len(encoded)), dtype=np.float64)
+        if not encoded:
+            return np.empty((self.n_models, 0), dtype=np.float64)
         pad_id = self.tokenizer.pad_token_id
-        done = 0
-        for batch in longest_first(encoded, batch_size):
+        assert isinstance(self.template, NextTokenLogits)
+        size = batch_size_for(
+            batch_size,
+            self.device,
+            cast(Any, self.template.model).get_base_model().config,
+            max(map(len, encoded)),
+            lm_logits=True,
+            n_models=self.n_models,
+        )
+        parts: list[torch.Tensor] = []
+        done: list[np.ndarray] = []
+        n_scored = 0
+
+        def score(batch: np.ndarray) -> None:
+            nonlocal n_scored
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id)
-            ids, mask = ids.to(self.device), mask.to(self.device)
+            ids, mask = to_device(ids, self.device), to_device(mask, self.device)
             logits = self.forward_all(ids, mask).float()  # [K, B, L-1, vocab]
             labels = next_token_labels(ids, mask)
             counted = labels != IGNORED
@@ -135,11 +152,15 @@ class ReferenceLMAdapters(StackedModels):
                 ignore_index=IGNORED,
                 reduction="none",
             ).view(logits.shape[:-1])
-            per_text = (token_loss * counted).sum(-1) / counted.sum(-1)
-            out[:, batch] = per_text.double().cpu().numpy()
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(encoded))
+            parts.append((token_loss * counted).sum(-1) / counted.sum(-1))
+            done.append(batch)
+            n_scored += len(batch)
+            if progress is not None:  # from the Python count: no device sync per batch
+                progress(n_scored, len(encoded))
+
+        in_batches(longest_first_order(encoded), size, score)
+        out = np.empty((self.n_models, len(encoded)), dtype=np.float64)
+        out[:, np.concatenate(done)] = torch.cat(parts, dim=1).double().cpu().numpy()
         return out
 
 
@@ -224,7 +245,7 @@ def train_reference_lm_adapters(
         """Each adapter's texts padded to the longest text of the step, as [K', B, L]."""
         ids, mask = pad_batch([encoded[i] for i in indices.ravel()], pad_id)
         shape = (*indices.shape, ids.shape[-1])
-        ids, mask = ids.view(shape).to(device), mask.view(shape).to(device)
+        ids, mask = to_device(ids.view(shape), device), to_device(mask.view(shape), device)
         return (ids, mask), next_token_labels(ids, mask)
 
     mode, why = _mask_mode(template, params, make_batch, encoded)

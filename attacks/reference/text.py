@@ -20,7 +20,8 @@ from transformers import (
     PreTrainedModel,
 )
 
-from attacks.batching import longest_first, pad_batch
+from attacks.batching import in_batches, longest_first_order, pad_batch
+from attacks.device import DEFAULT_BATCH_SIZE, batch_size_for, to_device
 from attacks.reference.training import (
     Batch,
     Progress,
@@ -89,13 +90,14 @@ class ReferenceTextClassifiers(StackedModels):
         self,
         texts: Sequence[str],
         *,
-        batch_size: int = 32,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         max_length: int = 128,
         progress: Progress | None = None,
     ) -> np.ndarray:
         """Logits [K, n, num_labels] as float32 in the order of `texts`; texts are batched by
-        tokenized length, longest first, to cut padding as the target's scoring does."""
-        if batch_size < 1 or max_length < 1:
+        tokenized length, longest first, to cut padding as the target's scoring does, and
+        `batch_size=None` sizes batches to the GPU's free memory for the K models."""
+        if (batch_size is not None and batch_size < 1) or max_length < 1:
             raise ValueError("batch_size and max_length must be positive")
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
@@ -112,14 +114,31 @@ class ReferenceTextClassifiers(StackedModels):
             cut_for_tokenizer(texts, max_length), truncation=True, max_length=max_length
         )["input_ids"]
         pad_id = self.tokenizer.pad_token_id
-        done = 0
-        for batch in longest_first(encoded, batch_size):
+        size = batch_size_for(
+            batch_size,
+            self.device,
+            self.template.model.config,
+            max(map(len, encoded)),
+            n_models=self.n_models,
+        )
+        parts: list[torch.Tensor] = []
+        done: list[np.ndarray] = []
+        n_scored = 0
+
+        def score(batch: np.ndarray) -> None:
+            nonlocal n_scored
             ids, mask = pad_batch([encoded[i] for i in batch], pad_id)
-            logits = self.forward_all(ids.to(self.device), mask.to(self.device))
-            out[:, batch] = logits.float().cpu().numpy()
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(texts))
+            parts.append(
+                self.forward_all(to_device(ids, self.device), to_device(mask, self.device)).float()
+            )
+            done.append(batch)
+            n_scored += len(batch)
+            if progress is not None:  # from the Python count: no device sync per batch
+                progress(n_scored, len(texts))
+
+        in_batches(longest_first_order(encoded), size, score)
+        with torch.inference_mode():
+            out[:, np.concatenate(done)] = torch.cat(parts, dim=1).cpu().numpy()
         return out
 
 
@@ -217,8 +236,8 @@ def train_reference_text_classifiers(
         shape = (*indices.shape, ids.shape[-1])
         index = torch.as_tensor(indices)
         return (
-            (ids.view(shape).to(device), mask.view(shape).to(device)),
-            label_tensor[index].to(device),
+            (to_device(ids.view(shape), device), to_device(mask.view(shape), device)),
+            to_device(label_tensor[index], device),
         )
 
     plan, steps_per_epoch = minibatch_plan(masks, config)  # over all K: equal work per model

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from attacks.device import autocast_for, to_device
+
 # Model inputs (each [K', B, ...]) and labels [K', B] for one step of K' models.
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -84,9 +86,11 @@ class StackedModels:
         return len(next(iter(self.params.values())))
 
     def forward_all(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """Outputs [K, B, ...] of every model on the same inputs, in inference mode."""
+        """Outputs [K, B, ...] of every model on the same inputs, in inference mode (mixed
+        precision on CUDA: callers take `.float()` of what they keep)."""
         self.template.eval()
-        with torch.inference_mode():
+        device = next(iter(self.params.values())).device
+        with torch.inference_mode(), autocast_for(device):
             if self.vmapped:
                 try:
                     return vmap(lambda p, b: functional_call(self.template, (p, b), inputs))(
@@ -118,7 +122,8 @@ def fit_models(
     device: str,
     progress: Progress | None = None,
 ) -> StackedModels:
-    """Train every model on its own minibatches with Adam and cross-entropy.
+    """Train every model on its own minibatches with Adam and cross-entropy, the forward pass
+    and loss under bf16 autocast on CUDA (float32 where the GPU lacks bf16, and on the CPU).
 
     Together: the K models' parameters are stacked (`stack_module_state`) and one vmapped
     `functional_call` steps them all, paying the per-operation overhead once instead of K
@@ -239,7 +244,8 @@ def _fit_together(
             inputs, labels = make_batch(plan[step])
             optimizer.zero_grad(set_to_none=True)
             try:
-                losses = batched_loss(params, buffers, inputs, labels)
+                with autocast_for(device, training=True):
+                    losses = batched_loss(params, buffers, inputs, labels)
                 # Each model's loss reaches only its own slice of the stacked parameters.
                 losses.sum().backward()
             except (RuntimeError, NotImplementedError) as error:
@@ -289,8 +295,11 @@ def _fit_sequential(
         with _seeded(config.seed + index, device):
             for step in range(len(plan)):
                 inputs, labels = make_batch(plan[step, index : index + 1])
-                output = functional_call(template, (own, own_buffers), tuple(t[0] for t in inputs))
-                value = loss(output, labels[0])
+                with autocast_for(device, training=True):
+                    output = functional_call(
+                        template, (own, own_buffers), tuple(t[0] for t in inputs)
+                    )
+                    value = loss(output, labels[0])
                 optimizer.zero_grad(set_to_none=True)
                 value.backward()
                 optimizer.step()
@@ -350,11 +359,11 @@ class ReferenceMLPs(StackedModels):
     def logits(self, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
         device = next(iter(self.params.values())).device
         features = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        chunks = [
-            self.forward_all(features[start : start + batch_size].to(device)).float().cpu()
+        chunks = [  # kept on the device: one copy to the host at the end
+            self.forward_all(to_device(features[start : start + batch_size], device)).float()
             for start in range(0, max(len(features), 1), batch_size)
         ]
-        return torch.cat(chunks, dim=1).numpy()
+        return torch.cat(chunks, dim=1).cpu().numpy()
 
 
 def train_reference_mlps(

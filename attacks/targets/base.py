@@ -1,13 +1,11 @@
-"""What every audited transformers model shares: local-only loading, its device, and mixed
-precision on CUDA. `TextClassifier` and `CausalLM` add what their task reads off the model."""
+"""What every audited transformers model shares: local-only loading and its device (whose
+precision, copies and batch sizes `attacks.device` decides). `TextClassifier` and `CausalLM`
+add what their task reads off the model."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, ClassVar, Self
-
-import torch
 
 from attacks.targets.loading import load_local
 
@@ -34,11 +32,3 @@ class Target:
     @property
     def n_parameters(self) -> int:
         return sum(parameter.numel() for parameter in self.model.parameters())
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision on CUDA only, where it is fast and its rounding is small next to
-        the signals' spread; CPU runs stay in float32."""
-        if torch.device(self.device).type != "cuda":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)

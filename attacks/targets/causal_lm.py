@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
-from attacks.batching import longest_first, pad_batch
+from attacks.batching import in_batches, longest_first_order, pad_batch
+from attacks.device import autocast_for, batch_size_for, to_device
 from attacks.lm_signals import TokenStats
 from attacks.report import TargetInfo
 from attacks.targets.base import Target
@@ -39,10 +40,9 @@ def token_statistics_from_logits(
     """Per-row log p(x_t), mu_t and sigma_t from next-token logits [batch, length, vocab].
 
     Position t is predicted by the logits at t-1, and counts only when both are real tokens,
-    so padding on either side is ignored. Rows are done one at a time, and on the CPU in
-    blocks of positions: besides the logits, only one small [positions, vocab] block is alive,
-    which keeps memory bounded for large vocabularies and the work in cache.
-    Works in float64 when the logits are float64 (tests), float32 otherwise.
+    so padding on either side is ignored. Rows are done one at a time (`_row_statistics`).
+    Works in float64 when the logits are float64 (tests), float32 otherwise. Reads the mask on
+    the host, row by row: for any padding; `CausalLM` scores right-padded batches without it.
     """
     if logits.ndim != 3 or tuple(input_ids.shape) != tuple(logits.shape[:2]):
         raise ValueError(
@@ -54,33 +54,39 @@ def token_statistics_from_logits(
     real = attention_mask.bool()
     predicted = real[:, 1:] & real[:, :-1]
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    step = logits.shape[1] if logits.is_cuda else max(1, _BLOCK_ELEMENTS // logits.shape[-1])
     rows: list[RecordTokens] = []
     for row in range(logits.shape[0]):
         positions = predicted[row].nonzero()[:, 0]
         if positions.numel() == 0:
             raise ValueError(f"row {row} has fewer than two real tokens: nothing is predicted")
-        targets = input_ids[row, 1:][positions]
         first, count = int(positions[0]), positions.numel()
-        # Padding on one side only leaves the predicted positions contiguous: blocks are then
-        # views of the logits, not copies.
+        # Padding on one side only leaves the predicted positions contiguous: the row is then
+        # a view of the logits, not a copy.
         contiguous = int(positions[-1]) - first + 1 == count
-        blocks = [
-            _block_statistics(
-                (
-                    logits[row, first + start : first + min(start + step, count)]
-                    if contiguous
-                    else logits[row].index_select(0, positions[start : start + step])
-                ).to(dtype),
-                targets[start : start + step],
-            )
-            for start in range(0, count, step)
-        ]
-        log_p, mu, sigma = (
-            torch.cat(parts).double().cpu().numpy() for parts in zip(*blocks, strict=True)
+        row_logits = (
+            logits[row, first : first + count]
+            if contiguous
+            else logits[row].index_select(0, positions)
         )
+        out = torch.empty((3, count), dtype=dtype, device=logits.device)
+        _row_statistics(row_logits, input_ids[row, 1:][positions], out)
+        log_p, mu, sigma = out.double().cpu().numpy()
         rows.append((log_p, mu, sigma))
     return rows
+
+
+def _row_statistics(logits: torch.Tensor, targets: torch.Tensor, out: torch.Tensor) -> None:
+    """Write log p(target), mu and sigma of each position of one record's [positions, vocab]
+    logits into the rows of `out` [3, positions], computed in `out`'s dtype (float32 from
+    bf16 or fp16 logits). On the CPU in blocks of positions, so only one small block is alive
+    besides the logits and the work stays in cache; on a GPU the whole record at once."""
+    count = logits.shape[0]
+    step = count if logits.is_cuda else max(1, _BLOCK_ELEMENTS // logits.shape[-1])
+    for start in range(0, count, step):
+        stop = min(start + step, count)
+        block = logits[start:stop].to(out.dtype)
+        for index, values in enumerate(_block_statistics(block, targets[start:stop])):
+            out[index, start:stop] = values
 
 
 def _block_statistics(
@@ -121,7 +127,7 @@ class CausalLM(Target):
         self,
         texts: Sequence[str],
         *,
-        batch_size: int = 16,
+        batch_size: int | None = 16,
         max_length: int = 256,
         progress: Callable[[int, int], None] | None = None,
     ) -> TokenStats:
@@ -132,7 +138,7 @@ class CausalLM(Target):
         to cut padding; mixed precision is used on CUDA only. Raises ValueError naming the
         first record that has fewer than two tokens, before any model work.
         """
-        if batch_size < 1 or max_length < 2:
+        if (batch_size is not None and batch_size < 1) or max_length < 2:
             raise ValueError("batch_size must be positive and max_length at least 2")
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
@@ -159,30 +165,49 @@ class CausalLM(Target):
             for text, spans, record_ids in zip(texts, offsets, ids, strict=True)
         ]
 
-        results: list[RecordTokens | None] = [None] * len(texts)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        size = batch_size_for(
+            batch_size, self.device, self.model.config, max(map(len, ids)), lm_logits=True
+        )
+        # Every record's statistics go into one flat device tensor [3, predicted tokens], at
+        # bounds known on the host: one copy to the host at the end, no sync per batch.
+        counts = np.fromiter((len(row) - 1 for row in ids), dtype=np.int64, count=len(ids))
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        dtype = torch.float64 if self.model.dtype == torch.float64 else torch.float32
+        flat = torch.empty((3, int(bounds[-1])), dtype=dtype, device=self.device)
         n_scored = 0
-        with torch.inference_mode(), self._autocast():
-            for batch in longest_first(ids, batch_size):
-                # On the right whatever the tokenizer's padding side, so that real tokens keep
-                # positions 0..L-1 and never attend to padding (which comes after them).
-                input_ids, attention_mask = (
-                    t.to(self.device) for t in pad_batch([ids[i] for i in batch], pad_id)
-                )
+
+        def score(batch: np.ndarray) -> None:
+            nonlocal n_scored
+            # On the right whatever the tokenizer's padding side, so that real tokens keep
+            # positions 0..L-1 and never attend to padding (which comes after them); record
+            # i's predicted positions are then 0..counts[i]-1, known without reading the mask.
+            input_ids, attention_mask = (
+                to_device(t, self.device) for t in pad_batch([ids[i] for i in batch], pad_id)
+            )
+            with autocast_for(self.device):
                 logits = self.model(
                     input_ids=input_ids, attention_mask=attention_mask, use_cache=False
                 ).logits
-                rows = token_statistics_from_logits(logits, input_ids, attention_mask)
-                del logits
-                for index, row in zip(batch, rows, strict=True):
-                    results[index] = row
-                n_scored += len(batch)
-                if progress is not None:
-                    progress(n_scored, len(texts))
-        done = [row for row in results if row is not None]
-        return TokenStats.from_arrays(
-            scored, [row[0] for row in done], [row[1] for row in done], [row[2] for row in done]
+            for row, index in enumerate(batch):
+                start, stop = int(bounds[index]), int(bounds[index + 1])
+                _row_statistics(
+                    logits[row, : stop - start],
+                    input_ids[row, 1 : stop - start + 1],
+                    flat[:, start:stop],
+                )
+            del logits
+            n_scored += len(batch)
+            if progress is not None:  # from the Python count: no device sync per batch
+                progress(n_scored, len(texts))
+
+        with torch.inference_mode():
+            in_batches(longest_first_order(ids), size, score)
+            host = flat.cpu().numpy().astype(np.float64)
+        log_p, mu, sigma = (
+            [host[part, bounds[i] : bounds[i + 1]] for i in range(len(ids))] for part in range(3)
         )
+        return TokenStats.from_arrays(scored, log_p, mu, sigma)
 
 
 def _scored_text(

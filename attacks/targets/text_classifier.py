@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from attacks.batching import longest_first, pad_batch
+from attacks.batching import in_batches, longest_first_order, pad_batch
+from attacks.device import DEFAULT_BATCH_SIZE, autocast_for, batch_size_for, to_device
 from attacks.report import TargetInfo
 from attacks.targets.base import Target
 from attacks.targets.loading import cut_for_tokenizer
@@ -75,7 +76,7 @@ class TextClassifier(Target):
         self,
         texts: Sequence[str],
         *,
-        batch_size: int = 32,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         max_length: int = 128,
         progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
@@ -83,8 +84,10 @@ class TextClassifier(Target):
 
         Texts are batched by tokenized length to cut padding; mixed precision is used on
         CUDA only, where it is fast and its rounding is small next to the signals' spread.
+        `batch_size=None` sizes batches to the GPU's free memory (DEFAULT_BATCH_SIZE on the
+        CPU). Logits stay on the device until every batch is done: one copy to the host.
         """
-        if batch_size < 1 or max_length < 1:
+        if (batch_size is not None and batch_size < 1) or max_length < 1:
             raise ValueError("batch_size and max_length must be positive")
         texts = list(texts)
         if any(not isinstance(text, str) for text in texts):
@@ -99,17 +102,29 @@ class TextClassifier(Target):
         columns = {f: encoded[f] for f in ("input_ids", "token_type_ids") if f in encoded}
         pad_id = self.tokenizer.pad_token_id or 0
         left = getattr(self.tokenizer, "padding_side", "right") == "left"
+        longest = max(len(ids) for ids in columns["input_ids"])
+        size = batch_size_for(batch_size, self.device, self.model.config, longest)
+        parts: list[torch.Tensor] = []
+        done: list[np.ndarray] = []
         n_scored = 0
-        with torch.inference_mode(), self._autocast():
-            for batch in longest_first(columns["input_ids"], batch_size):
-                ids, mask = pad_batch([columns["input_ids"][i] for i in batch], pad_id, left=left)
-                inputs = {"input_ids": ids, "attention_mask": mask}
-                if "token_type_ids" in columns:
-                    rows = [columns["token_type_ids"][i] for i in batch]
-                    inputs["token_type_ids"] = pad_batch(rows, 0, left=left)[0]
-                inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
-                out[batch] = self.model(**inputs).logits.float().cpu().numpy()
-                n_scored += len(batch)
-                if progress is not None:
-                    progress(n_scored, len(texts))
+
+        def score(batch: np.ndarray) -> None:
+            nonlocal n_scored
+            ids, mask = pad_batch([columns["input_ids"][i] for i in batch], pad_id, left=left)
+            inputs = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in columns:
+                rows = [columns["token_type_ids"][i] for i in batch]
+                inputs["token_type_ids"] = pad_batch(rows, 0, left=left)[0]
+            inputs = {name: to_device(tensor, self.device) for name, tensor in inputs.items()}
+            with autocast_for(self.device):
+                logits = self.model(**inputs).logits
+            parts.append(logits.float())
+            done.append(batch)
+            n_scored += len(batch)
+            if progress is not None:  # from the Python count: no device sync per batch
+                progress(n_scored, len(texts))
+
+        with torch.inference_mode():
+            in_batches(longest_first_order(columns["input_ids"]), size, score)
+            out[np.concatenate(done)] = torch.cat(parts).cpu().numpy()
         return out
