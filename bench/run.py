@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import (
     end_to_end_vs_peers,
+    lm_references,
     reference_training,
     scoring_floor,
     scoring_throughput,
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert target is not None
         _say("3. reference-model training ...")
         results["reference_training"] = reference_training.run(target, quick=args.quick)
+        _say("3b. LoRA reference adapters over a causal LM ...")
+        results["lm_references"] = lm_references.run(quick=args.quick)
     if "sharding" in args.only:
         _say("4. one audit over 1 vs 2 worker processes (PostgreSQL + Redis) ...")
         results["sharding"] = sharding.run(quick=args.quick)
@@ -197,6 +200,8 @@ def render_markdown(document: Payload, json_name: str) -> list[str]:
         lines += end_to_end_vs_peers.markdown(benchmarks["end_to_end_vs_peers"])
     if "reference_training" in benchmarks:
         lines += reference_training.markdown(benchmarks["reference_training"])
+    if "lm_references" in benchmarks:
+        lines += lm_references.markdown(benchmarks["lm_references"])
     if "sharding" in benchmarks:
         lines += sharding.markdown(benchmarks["sharding"])
     return lines

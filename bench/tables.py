@@ -22,6 +22,7 @@ from typing import Any
 
 from bench import (
     end_to_end_vs_peers,
+    lm_references,
     reference_training,
     scoring_floor,
     scoring_throughput,
@@ -40,6 +41,7 @@ SECTIONS: dict[str, tuple[Any, bool]] = {
     "scoring_floor": (scoring_floor, True),
     "end_to_end_vs_peers": (end_to_end_vs_peers, False),
     "reference_training": (reference_training, False),
+    "lm_references": (lm_references, False),
     "sharding": (sharding, False),
 }
 
@@ -149,6 +151,13 @@ def headline_rows(key: str, result: Payload, device: str = "cpu") -> list[str]:
                 rows.append(
                     f"| 3. reference training ({family}, K = 8) | not measured | >= 3.0x | |"
                 )
+    elif key == "lm_references" and "speedup" in summary:
+        agreement = summary["agreement"]
+        rows.append(
+            "| 3b. LoRA references over a causal LM (K = 8): one after another / together "
+            f"(equal work {_holds(agreement['within_tolerance'])}) | {summary['speedup']:.2f}x "
+            f"| {summary['target']} | {_yes(summary['meets_target'])} |"
+        )
     elif key == "sharding" and summary:
         rows += [
             "| 4. one audit, reference stage: 1 worker / 2 workers (paired median) "
