@@ -213,7 +213,7 @@ def markdown(result: Payload) -> list[str]:
             accuracy = f"{cell['out_accuracy']:.3f}" if mode != "ceiling" else ""
             lines.append(
                 f"| {family} | {name} | {cell['training_s']:.1f} "
-                f"| {1000 * cell['seconds_per_step']:.1f} ms | {cell['wall_s']:.1f} "
+                f"| {_ms(cell.get('seconds_per_step'))} | {cell['wall_s']:.1f} "
                 f"| {cell['peak_rss_mib']:.0f} | {accuracy} | {speedup} |"
             )
     lines.append("")
@@ -221,13 +221,15 @@ def markdown(result: Payload) -> list[str]:
         if "speedup" not in row:
             continue
         verdict = "met" if row["meets_target"] else "NOT met"
-        rounds = ", ".join(f"{r:.2f}" for r in row["paired_speedups"])
+        rounds = ", ".join(f"{r:.2f}" for r in row.get("paired_speedups", [])) or "not kept"
         lines.append(
             f"- {family}: together is **{row['speedup']:.2f}x** faster (rounds: {rounds}; "
             f"target {row['target']}: {verdict}); peak RSS together / sequential "
             f"{row['rss_ratio_together_over_sequential']:.2f}x."
         )
-        equal = row["equal_work"]
+        equal = row.get("equal_work")
+        if equal is None:  # results files from before the check
+            continue
         diff = equal["max_abs_logit_diff"]
         lines.append(
             f"- {family}, equal work: same minibatch plan {_yes(equal['same_plan'])}, same steps "
@@ -247,6 +249,11 @@ def markdown(result: Payload) -> list[str]:
         notes = {row.get(m, {}).get("note") for m in MODES} - {None}
         lines += [f"- {family}: {note}" for note in sorted(notes)]
     return [*lines, ""]
+
+
+def _ms(seconds: float | None) -> str:
+    """A step time in ms; results files from before step timing have none."""
+    return "" if seconds is None else f"{1000 * seconds:.1f} ms"
 
 
 def _yes(flag: Any) -> str:
