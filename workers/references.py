@@ -28,6 +28,24 @@ from attacks.signals import classifier_signals
 from workers.context import AuditContext
 
 
+def _split_inputs(
+    signals: dict[str, np.ndarray],
+    population_signals: dict[str, np.ndarray],
+    stacked: dict[str, np.ndarray],
+    in_mask: np.ndarray,
+    n: int,
+) -> AttackInputs:
+    """Reference signals over audited records then population, split at n for the attacks."""
+    return AttackInputs(
+        target=signals,
+        references={name: values[:, :n] for name, values in stacked.items()},
+        reference_in=in_mask[:, :n],
+        population_target=population_signals,
+        population_references={name: values[:, n:] for name, values in stacked.items()},
+        population_reference_in=in_mask[:, n:],
+    )
+
+
 def _stack(per_model: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.stack([s[name] for s in per_model]) for name in per_model[0]}
 
@@ -74,14 +92,7 @@ def text_classifier_references(
 
     per_model = [classifier_signals(logits[k], all_labels) for k in range(logits.shape[0])]
     stacked = _stack(per_model)
-    inputs = AttackInputs(
-        target=signals,
-        references={name: values[:, :n] for name, values in stacked.items()},
-        reference_in=in_mask[:, :n],
-        population_target=population_signals,
-        population_references={name: values[:, n:] for name, values in stacked.items()},
-        population_reference_in=in_mask[:, n:],
-    )
+    inputs = _split_inputs(signals, population_signals, stacked, in_mask, n)
     info = ReferenceModels(
         count=int(logits.shape[0]),
         source=source,
@@ -317,14 +328,7 @@ def causal_lm_references(
     )
     ctx.timings["references"] = time.perf_counter() - began
     stacked = lm_reference_signals(losses)
-    inputs = AttackInputs(
-        target=signals,
-        references={name: values[:, :n] for name, values in stacked.items()},
-        reference_in=in_mask[:, :n],
-        population_target=population_signals,
-        population_references={name: values[:, n:] for name, values in stacked.items()},
-        population_reference_in=in_mask[:, n:],
-    )
+    inputs = _split_inputs(signals, population_signals, stacked, in_mask, n)
     info = ReferenceModels(
         count=ref_spec.count,
         source="trained",
