@@ -69,7 +69,7 @@ def settings(quick: bool) -> Payload:
         "n_bootstrap": 1000,
         "delta": 1e-5,
         "seed": 0,
-        "repeats": 1 if quick else 3,
+        "repeats": 1 if quick else 2,
     }
 
 

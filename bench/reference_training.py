@@ -14,7 +14,10 @@ in its own fresh child, so its wall time and peak RSS are its own:
 (its SHA-256 is in every child's payload and must match), so every model takes the same steps
 over the same records in the same order. Without dropout the two modes must then train the same
 models up to float rounding: each child saves the logits of its K models on every record, and
-the parent compares the modes of a round (largest absolute difference, tolerance 1e-3) and their
+the parent compares the modes of a round: the largest logit difference relative to the logits'
+scale (largest absolute logit) must stay under 1e-2, and every model must predict the same class
+for at least 99.9% of the records (float32 rounding of a batched matmul differs from a single
+one's in the last bits, and Adam's steps carry that on, so bit equality is not expected), and their
 OUT accuracy (mean accuracy of each model on the records it did not train on). A speed-up
 counts only when that check holds. Dropout is off because its masks come from different random
 streams in the two modes (per model vs one vmapped draw); it is a per-element mask, so the work
@@ -25,7 +28,7 @@ step (same number of steps): the same arithmetic as a together step, without vma
 (sequential seconds per model-step) / (ceiling seconds per step) is then the most that training
 together could gain on this machine; where the target is missed, that number says whether the
 limit is the hardware (small matmuls already cost about what K of them cost apart) or vmap's
-own overhead.
+own overhead. It is a bound paired with nothing, so it runs once (round 0), not every round.
 
 Speed-up = sequential / together training seconds as each call reports them (building the
 models and tokenizing included, child start-up and imports excluded); the summary gives the
@@ -47,7 +50,10 @@ MODULE = "bench.reference_training"
 FAMILIES = ("mlp", "text")
 MODES = ("together", "sequential", "ceiling")
 TARGET_SPEEDUP = 3.0
-EQUAL_LOGITS_TOLERANCE = 1e-3
+EQUAL_LOGITS_TOLERANCE = 1e-2
+"""Largest |logit difference| / largest |logit| allowed between the modes."""
+EQUAL_PREDICTIONS = 0.999
+"""Least share of (model, record) pairs whose predicted class the modes agree on."""
 K = 8
 
 
@@ -78,6 +84,8 @@ def run(target: Target, *, quick: bool) -> Payload:
             for round_ in range(config["repeats"]):
                 shift = round_ % len(MODES)
                 for mode in MODES[shift:] + MODES[:shift]:
+                    if mode == "ceiling" and round_ > 0:  # a bound, paired with nothing: once
+                        continue
                     logits = Path(tmp) / f"{family}-{mode}-{round_}.npy"
                     spec = {**config, "target": target.as_dict(), "logits_path": str(logits)}
                     runs[family][mode].append(run_child(MODULE, f"{family}-{mode}", spec).as_dict())
@@ -93,7 +101,16 @@ def _compare_modes(folder: Path, family: str, round_: int) -> Payload:
     if not all(path.exists() for path in paths):
         return {"round": round_, "max_abs_logit_diff": None}
     together, sequential = (np.load(path) for path in paths)
-    return {"round": round_, "max_abs_logit_diff": float(np.abs(together - sequential).max())}
+    diff = float(np.abs(together - sequential).max())
+    scale = float(np.abs(sequential).max()) or 1.0
+    same = together.argmax(axis=-1) == sequential.argmax(axis=-1)
+    return {
+        "round": round_,
+        "max_abs_logit_diff": diff,
+        "max_abs_logit": scale,
+        "relative_diff": diff / scale,
+        "same_prediction": float(same.mean()),
+    }
 
 
 def summarise(
@@ -144,11 +161,18 @@ def _speedup(modes: dict[str, list[Payload]], row: Payload, checks: list[Payload
         if t["ok"] and s["ok"]
     ]
     diffs = [c["max_abs_logit_diff"] for c in checks if c["max_abs_logit_diff"] is not None]
+    relative = [
+        c.get("relative_diff", float("inf")) for c in checks if c["max_abs_logit_diff"] is not None
+    ]
+    agree = [c.get("same_prediction", 0.0) for c in checks if c["max_abs_logit_diff"] is not None]
     equal_work = {
         "same_plan": len(set(together["plan_sha256"] + sequential["plan_sha256"])) == 1,
         "same_steps": together["steps"] == sequential["steps"],
         "max_abs_logit_diff": max(diffs) if diffs else None,
+        "max_relative_diff": max(relative) if relative else None,
         "tolerance": EQUAL_LOGITS_TOLERANCE,
+        "min_same_prediction": min(agree) if agree else None,
+        "same_prediction_needed": EQUAL_PREDICTIONS,
         "out_accuracy": {
             "together": together["out_accuracy"],
             "sequential": sequential["out_accuracy"],
@@ -157,8 +181,9 @@ def _speedup(modes: dict[str, list[Payload]], row: Payload, checks: list[Payload
     equal_work["holds"] = bool(
         equal_work["same_plan"]
         and equal_work["same_steps"]
-        and diffs
-        and max(diffs) <= EQUAL_LOGITS_TOLERANCE
+        and relative
+        and max(relative) <= EQUAL_LOGITS_TOLERANCE
+        and min(agree) >= EQUAL_PREDICTIONS
     )
     speedup = median(paired)
     result: Payload = {
@@ -186,7 +211,8 @@ def markdown(result: Payload) -> list[str]:
     lines = [
         f"## 3. Reference-model training, K = {config['k']}: together vs one after another",
         "",
-        f"Median of {config['repeats']} round(s) per mode, each mode in a fresh process. MLP: "
+        f"Median of {config['repeats']} round(s) per mode (the ceiling: one run), each mode in "
+        "a fresh process. MLP: "
         f"{config['mlp']['epochs']} epochs; text: {config['text']['epochs']} epoch(s) on "
         f"{config['text']['n_records']} records, dropout off; batch size 32, Adam lr 1e-3. "
         "OUT accuracy = mean accuracy of the K models on the records each did not train on. "
@@ -230,11 +256,15 @@ def markdown(result: Payload) -> list[str]:
         equal = row.get("equal_work")
         if equal is None:  # results files from before the check
             continue
-        diff = equal["max_abs_logit_diff"]
+        diff, relative = equal["max_abs_logit_diff"], equal.get("max_relative_diff")
+        same = equal.get("min_same_prediction")
+        scaled = "" if relative is None else f", {relative:.1e} of the largest logit"
+        agreed = "" if same is None else f"; same predicted class for {same:.2%} of model-records"
         lines.append(
             f"- {family}, equal work: same minibatch plan {_yes(equal['same_plan'])}, same steps "
             f"{_yes(equal['same_steps'])}, largest logit difference between the modes "
-            f"{'n/a' if diff is None else f'{diff:.1e}'} (tolerance {equal['tolerance']:.0e}): "
+            f"{'n/a' if diff is None else f'{diff:.1e}'}{scaled} (tolerance "
+            f"{equal['tolerance']:.0e} of it){agreed}: "
             f"{'holds' if equal['holds'] else '**does not hold**'}."
         )
         if "ceiling_speedup" in row:

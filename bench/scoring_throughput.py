@@ -37,7 +37,7 @@ TARGET_RATIO = 0.9  # leakgate within 10% of the floor's records per second
 
 def settings(quick: bool, device: str = "cpu") -> Payload:
     """Batch size and token budget as an audit uses them by default; fewer repeats if quick."""
-    return {"batch_size": 32, "max_length": 128, "repeats": 2 if quick else 11, "device": device}
+    return {"batch_size": 32, "max_length": 128, "repeats": 2 if quick else 9, "device": device}
 
 
 def run(target: Target, *, quick: bool, device: str = "cpu") -> Payload:
