@@ -160,11 +160,11 @@ def _speedup(modes: dict[str, list[Payload]], row: Payload, checks: list[Payload
         for t, s in zip(modes["together"], modes["sequential"], strict=True)
         if t["ok"] and s["ok"]
     ]
-    diffs = [c["max_abs_logit_diff"] for c in checks if c["max_abs_logit_diff"] is not None]
-    relative = [
-        c.get("relative_diff", float("inf")) for c in checks if c["max_abs_logit_diff"] is not None
-    ]
-    agree = [c.get("same_prediction", 0.0) for c in checks if c["max_abs_logit_diff"] is not None]
+    compared = [c for c in checks if c["max_abs_logit_diff"] is not None]
+    diffs = [c["max_abs_logit_diff"] for c in compared]
+    # Checks from results files before the relative check have neither key: they fail it.
+    relative = [c.get("relative_diff", float("inf")) for c in compared]
+    agree = [c.get("same_prediction", 0.0) for c in compared]
     equal_work = {
         "same_plan": len(set(together["plan_sha256"] + sequential["plan_sha256"])) == 1,
         "same_steps": together["steps"] == sequential["steps"],

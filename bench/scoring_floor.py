@@ -428,8 +428,8 @@ def _measure(spec: Payload) -> Payload:
             output = leakgate(texts) if name == "leakgate" else floor(batches)
             sync()
             times[name] = time.perf_counter() - start
-            # Dropped at once: an LM's bare-loop logits (400 MB for GPT-2 at 16 x 128) kept
-            # alive while the other scorer runs made whichever ran second 10-25% slower.
+            # Dropped at once: an LM's bare-loop logits (GPT-2: 50257 floats per token) kept
+            # alive while the other scorer ran made whichever ran second 10-25% slower.
             del output
         rounds.append(
             {
